@@ -1,0 +1,291 @@
+"""config.ini schema -> frozen dataclasses; `load(path)` raises ConfigError.
+
+The schema below is the single source of truth: `config.ini.example`, `check-config`
+and the README's configuration table all follow it, and a test keeps them equal.
+"""
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from dataclasses import dataclass, field, fields, make_dataclass
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for an administrator (file, section, key, what is expected)."""
+
+
+# --- value types: plain functions that raise ValueError("expected ...") -------------------------
+
+def text(raw: str) -> str:
+    return raw.strip()
+
+
+def secret(raw: str) -> str:
+    return raw.strip()
+
+
+def url(raw: str) -> str:
+    raw = raw.strip()
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def optional_url(raw: str) -> str:
+    return url(raw) if raw.strip() else ""
+
+
+def host_port(raw: str) -> str:
+    host, sep, port = raw.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected host:port, for example 127.0.0.1:8080")
+    return raw.strip()
+
+
+def positive_int(raw: str) -> int:
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError("expected a whole number of 1 or more")
+    return int(raw)
+
+
+def days(raw: str) -> int:
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError("expected a whole number of days")
+    return int(raw)
+
+
+def seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number of seconds") from None
+    if value <= 0:
+        raise ValueError("expected a number of seconds above 0")
+    return value
+
+
+def on_off(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def hhmm(raw: str) -> str:
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", raw.strip())
+    if not match:
+        raise ValueError("expected a time of day as HH:MM, for example 03:00")
+    return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+
+def iana_zone(raw: str) -> str:
+    try:
+        ZoneInfo(raw.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone name, for example Europe/Prague") from None
+    return raw.strip()
+
+
+def bitrate(raw: str) -> str:
+    if not re.fullmatch(r"\d{1,3}k", raw.strip()) or not 8 <= int(raw.strip()[:-1]) <= 320:
+        raise ValueError("expected an MP3 bitrate from 8k to 320k, for example 32k")
+    return raw.strip()
+
+
+def http_method(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in ("GET", "POST"):
+        raise ValueError("expected GET or POST")
+    return value
+
+
+def answer_event(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("hangup", "pickup"):
+        raise ValueError("expected hangup or pickup")
+    return value
+
+
+def log_level(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return value
+
+
+def directory(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("expected a directory path")
+    return raw.strip()
+
+
+def optional_path(raw: str) -> str:
+    return raw.strip()
+
+
+# --- the schema: section -> key -> (type, default, help); default None = required ---------------
+
+Key = tuple[Callable[[str], Any], str | None, str]
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "pbx": {
+        "url": (url, None, "Base URL of the 3CX v20 PBX, e.g. https://pbx.example.com:5001"),
+        "client_id": (text, None, "Client ID of the API client (Admin > Integrations > API)"),
+        "client_secret": (secret, None, "API key of that client; or set GATEWAY_PBX_CLIENT_SECRET"),
+        "verify_tls": (on_off, "true", "Verify the PBX's TLS certificate"),
+        "timezone": (iana_zone, "UTC", "The PBX's time zone (IANA name); call ids use it"),
+        "timeout_s": (seconds, "10", "Timeout of one request to the PBX, in seconds"),
+    },
+    "webapi": {
+        "key": (secret, None, "Access key in /webapi/<key>/...; or set GATEWAY_WEBAPI_KEY"),
+        "listen": (host_port, "127.0.0.1:8080", "Address the HTTP server listens on"),
+        "public_url": (optional_url, "", "URL under which CRMs reach this service (for recording links)"),
+        "tls_cert": (optional_path, "", "PEM certificate to serve HTTPS directly (optional)"),
+        "tls_key": (optional_path, "", "PEM private key for tls_cert"),
+        "threads": (positive_int, "16", "Request threads of the single worker process"),
+        "cache_s": (seconds, "5", "How long directory answers (lists, members) may be cached"),
+    },
+    "webhooks": {
+        "url": (optional_url, "", "Where webhooks go; empty turns webhooks off"),
+        "method": (http_method, "GET", "GET sends a query string, POST a JSON object"),
+        "secret": (secret, "", "HMAC-SHA256 key for X-Webhook-Signature; or GATEWAY_WEBHOOKS_SECRET"),
+        "internal_calls": (on_off, "false", "Also send webhooks for extension-to-extension calls"),
+        "recording_full_info": (on_off, "false", "Add the call-end fields to the FILES webhook"),
+        "answer_event": (answer_event, "hangup", "Answer event names: hangup (hangupincoming) or pickup"),
+        "ringing_cancelled": (on_off, "false", "Send event=ringingcancelled when a phone stops ringing"),
+        "timeout_s": (seconds, "10", "Timeout of one webhook request, in seconds"),
+        "retry_hours": (positive_int, "24", "How long a webhook is retried before it is marked failed"),
+    },
+    "recordings": {
+        "enabled": (on_off, "true", "Convert recordings to MP3 and send the FILES webhook"),
+        "mp3_dir": (directory, "/var/lib/3cx-gateway/mp3", "Where MP3 files are written and served from"),
+        "keep_days": (days, "30", "MP3 files older than this are deleted nightly"),
+        "cleanup_time": (hhmm, "03:00", "Time of day (PBX time zone) of the nightly cleanup"),
+        "bitrate": (bitrate, "32k", "MP3 bitrate"),
+        "local_dir": (optional_path, "", "The PBX's own recordings folder, when on the same host"),
+        "signed_links": (on_off, "true", "Sign recording links with an expiry (off: plain legacy links)"),
+        "link_ttl_days": (days, "30", "How long a signed recording link stays valid"),
+        "workers": (positive_int, "2", "Parallel ffmpeg conversions"),
+        "wait_s": (seconds, "60", "How long to wait for a recording to appear after hangup"),
+    },
+    "storage": {
+        "state_dir": (directory, "/var/lib/3cx-gateway", "Outbox database and other state"),
+    },
+    "logging": {
+        "level": (log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    },
+}
+
+# Secrets may come from the environment instead of the file; the environment wins.
+ENVIRONMENT: dict[tuple[str, str], str] = {
+    ("pbx", "client_secret"): "GATEWAY_PBX_CLIENT_SECRET",
+    ("webapi", "key"): "GATEWAY_WEBAPI_KEY",
+    ("webhooks", "secret"): "GATEWAY_WEBHOOKS_SECRET",
+}
+
+SECRET_KEYS = frozenset(ENVIRONMENT)
+
+
+def _section_class(section: str) -> type:
+    return make_dataclass(
+        f"{section.title()}Config",
+        [(key, Any) for key in SCHEMA[section]],
+        frozen=True,
+    )
+
+
+PbxConfig = _section_class("pbx")
+WebApiConfig = _section_class("webapi")
+WebhooksConfig = _section_class("webhooks")
+RecordingsConfig = _section_class("recordings")
+StorageConfig = _section_class("storage")
+LoggingConfig = _section_class("logging")
+
+_CLASSES = {
+    "pbx": PbxConfig, "webapi": WebApiConfig, "webhooks": WebhooksConfig,
+    "recordings": RecordingsConfig, "storage": StorageConfig, "logging": LoggingConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; `config.pbx.url`, `config.recordings.keep_days`, ..."""
+
+    pbx: Any
+    webapi: Any
+    webhooks: Any
+    recordings: Any
+    storage: Any
+    logging: Any
+    source: str = field(default="<dict>", compare=False)
+
+    def secrets(self) -> list[str]:
+        """Every non-empty secret value, for the log redaction filter."""
+        values = [getattr(getattr(self, s), k) for s, k in SECRET_KEYS]
+        return [v for v in values if v]
+
+
+def from_dict(values: dict[str, dict[str, str]], source: str = "<dict>",
+              environ: dict[str, str] | None = None) -> Config:
+    """Build a Config from raw strings (as read from an ini file); raises ConfigError."""
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    for section in values:
+        if section not in SCHEMA:
+            problems.append(f"{source} [{section}]: unknown section (known: {', '.join(SCHEMA)})")
+    sections: dict[str, Any] = {}
+    for section, keys in SCHEMA.items():
+        raw_section = values.get(section, {})
+        for key in raw_section:
+            if key not in keys:
+                problems.append(f"{source} [{section}] {key}: unknown key (known: {', '.join(keys)})")
+        parsed: dict[str, Any] = {}
+        for key, (kind, default, _help) in keys.items():
+            raw = raw_section.get(key)
+            env_name = ENVIRONMENT.get((section, key))
+            if env_name and environ.get(env_name):
+                raw = environ[env_name]
+            if raw is None or (raw.strip() == "" and default is None):
+                if default is None:
+                    hint = f" (or set {env_name})" if env_name else ""
+                    problems.append(f"{source} [{section}] {key}: missing; {_help}{hint}")
+                    continue
+                raw = default
+            try:
+                parsed[key] = kind(raw)
+            except ValueError as exc:
+                shown = "<hidden>" if (section, key) in SECRET_KEYS else repr(raw)
+                problems.append(f"{source} [{section}] {key}: {exc}, got {shown}")
+        if not problems:
+            sections[section] = _CLASSES[section](**parsed)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return Config(**sections, source=source)
+
+
+def load(path: str | Path, environ: dict[str, str] | None = None) -> Config:
+    """Read and validate a config.ini; raises ConfigError listing every problem."""
+    path = Path(path)
+    parser = configparser.ConfigParser(interpolation=None, default_section="__none__")
+    try:
+        with path.open(encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a valid ini file: {exc}") from None
+    values = {s: dict(parser.items(s)) for s in parser.sections()}
+    return from_dict(values, source=str(path), environ=environ)
+
+
+def section_fields(section: str) -> list[str]:
+    """The key names of one section, in schema order."""
+    return [f.name for f in fields(_CLASSES[section])]

@@ -1,0 +1,50 @@
+"""Services: every long-lived object, built once from the config, kept in app.extensions["gateway"].
+
+Building Services does no I/O and starts no thread; `services.runtime.start()` does that.
+Tests build Services pointed at the simulator and pass them to `create_app`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import requests
+
+from gateway.clock import Clock
+from gateway.config import Config
+from gateway.live.model import CallTable
+from gateway.live.view import LiveView
+from gateway.live.watcher import Watcher
+from gateway.pbx.auth import TokenSource
+from gateway.pbx.callcontrol import CallControlClient
+from gateway.pbx.events import EventStream
+from gateway.pbx.http import new_session
+from gateway.pbx.xapi import XapiClient
+from gateway.recordings.pipeline import RecordingPipeline
+from gateway.webhooks.delivery import Delivery
+from gateway.webhooks.outbox import Outbox
+
+
+class Services:
+    """The gateway's object graph for one process; attributes are its public parts."""
+
+    def __init__(self, config: Config, *, clock: Clock | None = None,
+                 session: requests.Session | None = None) -> None:
+        pbx = config.pbx
+        self.config = config
+        self.clock = clock or Clock()
+        self.http = session or new_session(verify_tls=pbx.verify_tls)
+        self.tokens = TokenSource(self.http, pbx.url, pbx.client_id, pbx.client_secret,
+                                  timeout_s=pbx.timeout_s, clock=self.clock)
+        self.xapi = XapiClient(self.http, pbx.url, self.tokens, timeout_s=pbx.timeout_s)
+        self.callcontrol = CallControlClient(self.http, pbx.url, self.tokens, timeout_s=pbx.timeout_s)
+        self.stream = EventStream(pbx.url, self.tokens, verify_tls=pbx.verify_tls)
+        self.table = CallTable()
+        state_dir = Path(config.storage.state_dir)
+        self.outbox = Outbox(state_dir / "outbox.sqlite3", clock=self.clock)
+        self.delivery = Delivery(self.outbox, config.webhooks, clock=self.clock)
+        self.recordings = RecordingPipeline(config, self.xapi, self.outbox, clock=self.clock)
+        self.watcher = Watcher(self.stream, self.callcontrol, self.xapi, self.table, self.outbox,
+                               config, clock=self.clock, on_call_ended=self.recordings.call_ended)
+        self.live = LiveView(self.table, self.watcher, self.callcontrol)
+        from gateway.runtime import Runtime  # runtime wires threads around the parts above
+        self.runtime = Runtime(self)

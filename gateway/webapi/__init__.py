@@ -1,0 +1,1 @@
+"""The legacy /webapi/<key>/<command> surface."""

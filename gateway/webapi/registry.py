@@ -1,0 +1,61 @@
+"""`@command` records each legacy command (name, parameters, function, help) in REGISTRY."""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from gateway.webapi.errors import BadParameter
+from gateway.webapi.params import Param
+
+
+@dataclass(frozen=True)
+class Command:
+    """One legacy command: its verbatim name, parameter spec, function and help text."""
+
+    name: str
+    params: Mapping[str, Param]
+    function: Callable[..., Any]
+    help: str
+    is_write: bool
+
+    def parse(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """Turn raw query values into the function's keyword arguments; raises BadParameter."""
+        values: dict[str, Any] = {}
+        for name, param in self.params.items():
+            raw = query.get(name)
+            if raw is None or (raw.strip() == "" and not param.allow_empty):
+                if param.required:
+                    raise BadParameter(name, f"required; expected {param.expected}")
+                values[name] = param.default
+                continue
+            try:
+                values[name] = param.parse(raw)
+            except ValueError as exc:
+                raise BadParameter(name, str(exc)) from None
+        return values
+
+
+REGISTRY: dict[str, Command] = {}
+
+
+def command(name: str, *, write: bool = False, **params: Param) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `function` as legacy command `name` (`ext.fwd.set` is function `ext_fwd_set`).
+
+    `write=True` marks commands that change PBX state (they invalidate the directory cache).
+    """
+
+    def register(function: Callable[..., Any]) -> Callable[..., Any]:
+        if name in REGISTRY:
+            raise ValueError(f"command {name!r} registered twice")
+        expected = ["ctx", *params]
+        actual = list(inspect.signature(function).parameters)
+        if actual != expected:
+            raise TypeError(f"{name}: parameters {actual} must be {expected}")
+        doc = inspect.getdoc(function)
+        if not doc:
+            raise TypeError(f"{name}: a command needs a docstring (it is the help text)")
+        REGISTRY[name] = Command(name, dict(params), function, doc, write)
+        return function
+
+    return register

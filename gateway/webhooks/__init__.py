@@ -1,0 +1,1 @@
+"""Durable webhook delivery: SQLite outbox, senders with retry, HMAC signing."""

@@ -1,0 +1,55 @@
+"""Shared fixtures: a real simulated PBX, a real webhook receiver, configuration and time."""
+from __future__ import annotations
+
+import pytest
+
+from gateway.clock import FakeClock
+from gateway.config import Config, from_dict
+from gateway.sim.server import SimServer
+from tests.support.receiver import Receiver
+
+ACCESS_KEY = "k3y-for-tests-0123456789"
+
+
+@pytest.fixture(scope="session")
+def sim_server():
+    """One simulator process-wide (HTTP + WebSocket on 127.0.0.1:<free port>), time compressed 50x."""
+    server = SimServer(time_scale=50.0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sim(sim_server):
+    """A clean simulated PBX with its default content, reset for each test."""
+    sim_server.reset()
+    yield sim_server
+    sim_server.reset()
+
+
+@pytest.fixture
+def receiver():
+    """A real local HTTP server that records the webhooks it receives."""
+    server = Receiver()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clock():
+    """A clock that only moves when the test calls `clock.advance(seconds)`."""
+    return FakeClock()
+
+
+@pytest.fixture
+def config(sim, receiver, tmp_path) -> Config:
+    """A valid configuration pointing at the simulator, the receiver and a temporary state folder."""
+    return from_dict({
+        "pbx": {"url": sim.url, "client_id": sim.client_id, "client_secret": sim.client_secret,
+                "verify_tls": "false", "timezone": "Europe/Prague", "timeout_s": "5"},
+        "webapi": {"key": ACCESS_KEY, "public_url": "http://gateway.test:8080", "cache_s": "5"},
+        "webhooks": {"url": receiver.url},
+        "recordings": {"mp3_dir": str(tmp_path / "mp3"), "wait_s": "5"},
+        "storage": {"state_dir": str(tmp_path / "state")},
+    }, source="test", environ={})
