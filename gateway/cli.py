@@ -1,0 +1,123 @@
+"""3cx-gateway run | simulate | check-config | demo | outbox | cleanup: thin argparse over the package."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from gateway import __version__
+from gateway.config import Config, ConfigError, load
+
+DEFAULT_CONFIG = "/etc/3cx-gateway/config.ini"
+
+
+def _load_or_exit(path: str) -> Config:
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(f"configuration problem:\n{exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Serve the WebAPI and run the watcher, webhooks and recordings (until SIGTERM)."""
+    from gateway.service import serve
+    serve(_load_or_exit(args.config))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate the config file; print every problem; exit 1 on any."""
+    config = _load_or_exit(args.config)
+    print(f"{config.source}: OK (PBX {config.pbx.url}, listening on {config.webapi.listen})")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Serve the v20 simulator (default PBX, optionally playing a scenario file)."""
+    from gateway.sim.server import serve
+    serve(args.host, args.port, scenario_path=args.scenario, time_scale=args.time_scale, loop=args.loop)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Simulator + gateway + a printing webhook receiver, playing calls in a loop."""
+    from gateway.demo import run_demo
+    return run_demo(port=args.port, sim_port=args.sim_port, state_dir=args.state_dir)
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    """List failed webhooks, or put them back in the queue."""
+    from gateway.webhooks.outbox import Outbox
+    from gateway.clock import Clock
+    config = _load_or_exit(args.config)
+    outbox = Outbox(Path(config.storage.state_dir) / "outbox.sqlite3", clock=Clock())
+    if args.action == "requeue":
+        count = outbox.requeue(args.ids or None)
+        print(f"requeued {count} webhook(s)")
+        return 0
+    print(json.dumps(outbox.counts()))
+    for row in outbox.failed(limit=args.limit):
+        print(json.dumps(row, default=str))
+    return 0
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    """Delete MP3 files older than [recordings] keep_days now (the nightly job, by hand)."""
+    from gateway.recordings.retention import delete_expired
+    config = _load_or_exit(args.config)
+    removed = delete_expired(Path(config.recordings.mp3_dir), config.recordings.keep_days,
+                             datetime.now(timezone.utc))
+    print(f"removed {len(removed)} file(s)")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check what makes integrations silently do nothing on v20, and say how to fix it."""
+    from gateway.doctor import run_doctor
+    return run_doctor(_load_or_exit(args.config))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="3cx-gateway", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"3cx-gateway {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], with_config: bool = True) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=handler.__doc__, description=handler.__doc__)
+        if with_config:
+            command.add_argument("--config", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+        command.set_defaults(handler=handler)
+        return command
+
+    add("run", cmd_run)
+    add("check-config", cmd_check_config)
+    simulate = add("simulate", cmd_simulate, with_config=False)
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=5001)
+    simulate.add_argument("--scenario", help="JSON scenario file to play")
+    simulate.add_argument("--loop", action="store_true", help="play the scenario again and again")
+    simulate.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per real second")
+    demo = add("demo", cmd_demo, with_config=False)
+    demo.add_argument("--port", type=int, default=8080, help="the gateway's port")
+    demo.add_argument("--sim-port", type=int, default=5001, help="the simulated PBX's port")
+    demo.add_argument("--state-dir", default="./demo-state", help="where the demo keeps its state")
+    outbox = add("outbox", cmd_outbox)
+    outbox.add_argument("action", choices=["list", "requeue"])
+    outbox.add_argument("ids", nargs="*", help="event ids to requeue (default: all failed)")
+    outbox.add_argument("--limit", type=int, default=100)
+    add("cleanup", cmd_cleanup)
+    add("doctor", cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
