@@ -1,0 +1,76 @@
+"""/healthz: is the gateway doing its job? 200 when healthy, 503 with the reasons when not.
+
+Neither this nor /metrics needs the access key, and neither shows a secret; publish them only to
+your monitoring (the nginx snippet in the README keeps them local).
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+logger = logging.getLogger(__name__)
+
+MIN_FREE_BYTES = 200 * 1024 * 1024
+STALE_EVENTS_S = 3600.0
+
+
+def _free_bytes(path: Path) -> int | None:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return shutil.disk_usage(candidate).free
+    return None
+
+
+def assess(services: Any) -> tuple[bool, dict]:
+    """(healthy, report): problems make it unhealthy, warnings do not."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    token = services.tokens.status()
+    if not token.get("valid"):
+        problems.append(f"no valid PBX token: {token.get('last_error') or 'not obtained yet'}")
+    events = services.watcher.status()
+    if not events.get("connected"):
+        problems.append("the Call Control event stream is disconnected (no live calls, no webhooks)")
+    elif not events.get("synced"):
+        problems.append("the Call Control event stream is resynchronising")
+    age = events.get("last_event_age_s")
+    if age is not None and age > STALE_EVENTS_S:
+        warnings.append(f"no call event for {int(age)} s")
+    outbox = services.outbox.counts()
+    if outbox.get("failed"):
+        warnings.append(f"{outbox['failed']} webhook(s) failed; see `3cx-gateway outbox list`")
+    recordings = services.recordings.status()
+    if recordings.get("last_error"):
+        warnings.append(f"recordings: {recordings['last_error']}")
+    free = None
+    if services.config.recordings.enabled:
+        free = _free_bytes(Path(services.config.recordings.mp3_dir))
+        if free is not None and free < MIN_FREE_BYTES:
+            problems.append(f"only {free // (1024 * 1024)} MiB free for MP3 files")
+    report = {
+        "status": "ok" if not problems else "unhealthy",
+        "problems": problems,
+        "warnings": warnings,
+        "pbx": {"token_valid": bool(token.get("valid")), "token_expires_in_s": token.get("expires_in_s")},
+        "events": events,
+        "outbox": outbox,
+        "recordings": recordings,
+        "disk_free_bytes": free,
+    }
+    return not problems, report
+
+
+def create_health_blueprint(services: Any) -> Blueprint:
+    """GET /healthz for these services."""
+    blueprint = Blueprint("health", __name__)
+
+    @blueprint.get("/healthz")
+    def healthz():  # type: ignore[no-untyped-def]
+        healthy, report = assess(services)
+        return jsonify(report), (200 if healthy else 503)
+
+    return blueprint
