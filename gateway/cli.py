@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,17 +50,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     """List failed webhooks, or put them back in the queue."""
-    from gateway.webhooks.outbox import Outbox
     from gateway.clock import Clock
+    from gateway.webhooks.outbox import Outbox, list_lines, outbox_path, requeue_ids
     config = _load_or_exit(args.config)
-    outbox = Outbox(Path(config.storage.state_dir) / "outbox.sqlite3", clock=Clock())
+    outbox = Outbox(outbox_path(config.storage.state_dir), clock=Clock())
     if args.action == "requeue":
-        count = outbox.requeue(args.ids or None)
-        print(f"requeued {count} webhook(s)")
+        print(f"requeued {requeue_ids(outbox, args.ids or None)} webhook(s)")
         return 0
-    print(json.dumps(outbox.counts()))
-    for row in outbox.failed(limit=args.limit):
-        print(json.dumps(row, default=str))
+    for line in list_lines(outbox, state=args.state, limit=args.limit):
+        print(line)
     return 0
 
 
@@ -109,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("action", choices=["list", "requeue"])
     outbox.add_argument("ids", nargs="*", help="event ids to requeue (default: all failed)")
     outbox.add_argument("--limit", type=int, default=100)
+    outbox.add_argument("--state", default="failed", choices=["failed", "pending", "delivered"],
+                        help="which webhooks to list (default failed)")
     add("cleanup", cmd_cleanup)
     add("doctor", cmd_doctor)
     return parser

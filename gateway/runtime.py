@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from gateway.services import Services
 
 logger = logging.getLogger(__name__)
+
+DELIVERED_KEEP_DAYS = 7
 
 
 class Runtime:
@@ -39,10 +42,18 @@ class Runtime:
             s.watcher.start()
             self._scheduler = BackgroundScheduler(timezone=s.config.pbx.timezone)
             schedule_retention(self._scheduler, s.config, s.clock)
+            self._scheduler.add_job(self._purge_delivered, "cron", hour=4, minute=30,
+                                    id="purge-delivered-webhooks")
             self._scheduler.start()
             self.is_running = True
             logger.info("runtime started: pbx %s, webhooks %s", s.config.pbx.url,
                         "on" if s.config.webhooks.url else "off")
+
+    def _purge_delivered(self) -> None:
+        """Delivered webhooks are kept a week for inspection, then dropped from the outbox."""
+        s = self._services
+        removed = s.outbox.purge_delivered(s.clock.now() - timedelta(days=DELIVERED_KEEP_DAYS))
+        logger.info("outbox: purged %s delivered webhook(s)", removed)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop taking events, finish in-flight conversions and deliveries, then close."""

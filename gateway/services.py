@@ -5,8 +5,6 @@ Tests build Services pointed at the simulator and pass them to `create_app`.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import requests
 
 from gateway.clock import Clock
@@ -21,7 +19,7 @@ from gateway.pbx.http import new_session
 from gateway.pbx.xapi import XapiClient
 from gateway.recordings.pipeline import RecordingPipeline
 from gateway.webhooks.delivery import Delivery
-from gateway.webhooks.outbox import Outbox
+from gateway.webhooks.outbox import Outbox, outbox_path
 
 
 class Services:
@@ -39,8 +37,8 @@ class Services:
         self.callcontrol = CallControlClient(self.http, pbx.url, self.tokens, timeout_s=pbx.timeout_s)
         self.stream = EventStream(pbx.url, self.tokens, verify_tls=pbx.verify_tls)
         self.table = CallTable()
-        state_dir = Path(config.storage.state_dir)
-        self.outbox = Outbox(state_dir / "outbox.sqlite3", clock=self.clock)
+        self.outbox = Outbox(outbox_path(config.storage.state_dir), clock=self.clock,
+                             enabled=bool(config.webhooks.url))
         self.delivery = Delivery(self.outbox, config.webhooks, clock=self.clock)
         self.recordings = RecordingPipeline(config, self.xapi, self.outbox, clock=self.clock)
         self.watcher = Watcher(self.stream, self.callcontrol, self.xapi, self.table, self.outbox,

@@ -1,0 +1,88 @@
+"""/metrics in Prometheus text format: requests by command and status, PBX latency, events,
+webhooks and recordings. One registry per Services (no module-level collectors)."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+import requests
+from flask import Blueprint, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+logger = logging.getLogger(__name__)
+
+
+def _api_of(url: str) -> str:
+    path = urlsplit(url).path
+    for prefix, api in (("/xapi/", "xapi"), ("/callcontrol", "callcontrol"), ("/connect/token", "token")):
+        if path.startswith(prefix):
+            return api
+    return "other"
+
+
+class _StateCollector:
+    """Reads the outbox, watcher and recordings state at scrape time."""
+
+    def __init__(self, services: Any) -> None:
+        self._services = services
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        webhooks = GaugeMetricFamily("gateway_webhooks", "Webhooks in the outbox by state", labels=["state"])
+        for state, count in self._services.outbox.counts().items():
+            webhooks.add_metric([state], count)
+        yield webhooks
+        events = self._services.watcher.status()
+        yield GaugeMetricFamily("gateway_event_stream_connected", "1 when the Call Control event stream is up",
+                                value=1 if events.get("connected") else 0)
+        yield GaugeMetricFamily("gateway_live_calls", "Calls in the live call model", value=events.get("calls", 0))
+        if "events_total" in events:
+            yield GaugeMetricFamily("gateway_pbx_events", "Call Control events handled since start",
+                                    value=events["events_total"])
+        recordings = self._services.recordings.status()
+        for key in ("converted", "failed", "pending"):
+            if key in recordings:
+                yield GaugeMetricFamily(f"gateway_recordings_{key}", f"Recordings {key} since start",
+                                        value=recordings[key])
+
+
+class Metrics:
+    """The gateway's collectors; `observe_request` is fed by the WebAPI route."""
+
+    def __init__(self, services: Any) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("gateway_requests", "WebAPI requests by command and HTTP status",
+                                ["command", "status"], registry=self.registry)
+        self.request_seconds = Histogram("gateway_request_seconds", "WebAPI request duration",
+                                         ["command"], registry=self.registry)
+        self.pbx_seconds = Histogram("gateway_pbx_request_seconds", "PBX request duration by API",
+                                     ["api"], registry=self.registry)
+        self.registry.register(_StateCollector(services))
+
+    def observe_request(self, command: str, status: int, duration_s: float) -> None:
+        self.requests.labels(command=command, status=str(status)).inc()
+        self.request_seconds.labels(command=command).observe(duration_s)
+
+    def watch_session(self, session: requests.Session) -> None:
+        """Time every PBX request made through `session`."""
+
+        def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+            self.pbx_seconds.labels(api=_api_of(response.url)).observe(response.elapsed.total_seconds())
+
+        session.hooks.setdefault("response", []).append(hook)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def create_metrics_blueprint(metrics: Metrics) -> Blueprint:
+    """GET /metrics."""
+    blueprint = Blueprint("metrics", __name__)
+
+    @blueprint.get("/metrics")
+    def scrape() -> Response:
+        return Response(metrics.render(), mimetype=CONTENT_TYPE_LATEST)
+
+    return blueprint

@@ -1,0 +1,280 @@
+"""Webhook senders: a dispatcher thread feeds due outbox events to a small pool of sender threads.
+
+The request for one event:
+  - GET (the default [webhooks] method): the event's fields are appended as a query string to
+    [webhooks] url, after any query the url already has. List values repeat the key.
+  - POST (the configured method, or an event added with method="POST", like FILES whose value is
+    a list): the same fields as a compact JSON object, Content-Type application/json. The url's own
+    query is kept.
+  - Headers: User-Agent 3cx-gateway/<version>, X-Webhook-Id (the event id, the same on every
+    retry: delivery is at-least-once), and X-Webhook-Signature when [webhooks] secret is set
+    (see signing.py for exactly what is signed). Redirects are not followed.
+
+Ordering comes from `Outbox.due()` (one head event per call). The dispatcher also never hands
+out a call whose head is already being sent, so two events of one call are never in flight at
+once. `Outbox.add` wakes the dispatcher, so a new event leaves within milliseconds.
+
+What an answer means and when to retry is `policy.py`. With [webhooks] url empty, delivery is
+off: no thread starts and the outbox records nothing (see outbox.py).
+
+Logs never contain the secret or the url's query (it may hold credentials): only
+scheme://host[:port]/path, the event id and the call key.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import random
+import re
+import threading
+import time
+from typing import Any, Callable
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import requests
+
+import gateway
+from gateway.clock import Clock
+from gateway.webhooks import policy
+from gateway.webhooks.outbox import Outbox, OutboxEvent
+from gateway.webhooks.signing import sign
+
+logger = logging.getLogger(__name__)
+
+SENDERS = 8
+IDLE_POLL_S = 5.0    # re-reads the outbox when idle: picks up a requeue made by the CLI's process
+WAITING_POLL_S = 1.0  # longest nap while events wait for their retry time
+ERROR_PAUSE_S = 1.0  # after the outbox itself failed, before the event may be tried again
+
+
+class Delivery:
+    """Sends outbox events to [webhooks] url; `start()`/`stop()` run it, `run_due()` is synchronous."""
+
+    def __init__(self, outbox: Outbox, webhooks_config: Any, *, clock: Clock,
+                 session: requests.Session | None = None, senders: int = SENDERS,
+                 rand: Callable[[], float] = random.random) -> None:
+        self._outbox = outbox
+        self._config = webhooks_config
+        self._clock = clock
+        self._session = session or requests.Session()
+        self._senders = senders
+        self._rand = rand
+        self.is_enabled = bool(webhooks_config.url)
+        self.target = _safe_target(webhooks_config.url) if self.is_enabled else ""
+        self._retry_s = webhooks_config.retry_hours * 3600.0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._in_flight: set[str] = set()      # call keys whose head event is being sent
+        self._jobs: queue.Queue[OutboxEvent | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        outbox.on_add(self.wake)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the dispatcher and the sender threads (nothing when webhooks are off)."""
+        if not self.is_enabled:
+            logger.info("webhooks are off ([webhooks] url is empty)")
+            return
+        if self._threads:
+            return
+        self._stop.clear()
+        self._threads = [threading.Thread(target=self._dispatch_loop, name="webhook-dispatcher",
+                                          daemon=True)]
+        self._threads += [threading.Thread(target=self._send_loop, name=f"webhook-sender-{n}",
+                                           daemon=True) for n in range(self._senders)]
+        for thread in self._threads:
+            thread.start()
+        logger.info("webhooks go to %s with %d senders", self.target, self._senders)
+
+    def stop(self, timeout_s: float) -> None:
+        """Stop dispatching, let the senders finish the requests in flight, join all threads."""
+        if not self._threads:
+            return
+        deadline = time.monotonic() + timeout_s
+        self._stop.set()
+        self._wake.set()
+        dispatcher, senders = self._threads[0], self._threads[1:]
+        dispatcher.join(max(deadline - time.monotonic(), 0))
+        for _ in senders:
+            self._jobs.put(None)  # after every handed-out event, so those are still sent
+        for thread in senders:
+            thread.join(max(deadline - time.monotonic(), 0))
+        if any(thread.is_alive() for thread in self._threads):
+            logger.warning("webhook senders still busy after %.1fs; their events stay pending",
+                           timeout_s)
+        self._threads = []
+
+    @property
+    def is_running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    def wake(self) -> None:
+        """Make the dispatcher look at the outbox now (called by Outbox.add and requeue)."""
+        self._wake.set()
+
+    def status(self) -> dict[str, Any]:
+        """For health checks: whether delivery is on and running, what is in flight, the counts."""
+        with self._lock:
+            in_flight = len(self._in_flight)
+        return {"enabled": self.is_enabled, "running": self.is_running, "in_flight": in_flight,
+                **self._outbox.counts()}
+
+    # --- synchronous ---------------------------------------------------------------------------
+
+    def run_due(self) -> int:
+        """Send everything due now, one event at a time, in order; returns the attempts made.
+
+        After an event is delivered the next one of its call is due at once and is sent in the
+        same run; each event is tried at most once per run. For tests and tools, not while started.
+        """
+        if not self.is_enabled:
+            return 0
+        tried: set[str] = set()
+        while True:
+            events = [e for e in self._outbox.due(self._senders, self._clock.time())
+                      if e.id not in tried]
+            if not events:
+                return len(tried)
+            for event in events:
+                tried.add(event.id)
+                self._attempt(event)
+
+    # --- threads -------------------------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                wait_s = self._dispatch()
+            except Exception:
+                logger.exception("webhook dispatcher: reading the outbox failed")
+                wait_s = ERROR_PAUSE_S
+            self._wake.wait(wait_s)
+
+    def _dispatch(self) -> float:
+        """Hand due events to free senders; return how long to wait before looking again."""
+        with self._lock:
+            busy = set(self._in_flight)
+        free = self._senders - len(busy)
+        if free > 0:
+            for event in self._outbox.due(free, self._clock.time(), skip_calls=busy):
+                with self._lock:
+                    self._in_flight.add(event.call_key)
+                    busy.add(event.call_key)
+                self._jobs.put(event)
+            if len(busy) >= self._senders:
+                return IDLE_POLL_S  # a sender finishing wakes us
+        next_at = self._outbox.next_due_at(skip_calls=busy)
+        if next_at is None:
+            return IDLE_POLL_S
+        return min(max(next_at - self._clock.time(), 0.0), WAITING_POLL_S)
+
+    def _send_loop(self) -> None:
+        while True:
+            event = self._jobs.get()
+            if event is None:
+                return
+            try:
+                self._attempt(event)
+            except Exception:
+                logger.exception("webhook %s (call %s): recording the outcome failed",
+                                 event.id, event.call_key)
+                self._stop.wait(ERROR_PAUSE_S)
+            finally:
+                with self._lock:
+                    self._in_flight.discard(event.call_key)
+                self._wake.set()
+
+    # --- one attempt ---------------------------------------------------------------------------
+
+    def _attempt(self, event: OutboxEvent) -> str:
+        """Send one event once, record the outcome in the outbox and log it; returns the verdict."""
+        try:
+            request = self._prepare(event)
+            response = self._session.send(request, timeout=self._config.timeout_s,
+                                          allow_redirects=False)
+            response.close()
+            result: object = response
+            error = f"HTTP {response.status_code}"
+            if 300 <= response.status_code < 400:
+                error += " (redirects are not followed; set [webhooks] url to the final address)"
+        except requests.RequestException as exc:
+            result = exc
+            error = _describe(exc)
+        attempts = event.attempts + 1
+        now = self._clock.time()
+        verdict = policy.classify(result, attempts, age_s=now - event.retry_since,
+                                  retry_s=self._retry_s)
+        if verdict == policy.DELIVERED:
+            self._outbox.mark_delivered(event.id)
+            logger.info("webhook %s (call %s) delivered to %s, attempt %d",
+                        event.id, event.call_key, self.target, attempts)
+        elif verdict == policy.RETRY:
+            delay_s = policy.backoff_s(attempts, self._rand)
+            self._outbox.mark_retry(event.id, error, now + delay_s)
+            log = logger.warning if attempts == 1 else logger.debug
+            log("webhook %s (call %s) to %s: %s; retrying in %.0fs (attempt %d)",
+                event.id, event.call_key, self.target, error, delay_s, attempts)
+        else:
+            self._outbox.mark_failed(event.id, error)
+            logger.error("webhook %s (call %s) failed for good after %d attempts: %s "
+                         "(requeue with: 3cx-gateway outbox requeue %s)",
+                         event.id, event.call_key, attempts, error, event.id)
+        return verdict
+
+    def _prepare(self, event: OutboxEvent) -> requests.PreparedRequest:
+        """The exact request for `event`, signed over what will go on the wire."""
+        method = event.method or self._config.method
+        headers = {"User-Agent": f"3cx-gateway/{gateway.__version__}", "X-Webhook-Id": event.id}
+        if method == "POST":
+            body = json.dumps(event.params, ensure_ascii=False, separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/json"
+            request = requests.Request("POST", self._config.url, headers=headers, data=body)
+        else:
+            request = requests.Request("GET", append_query(self._config.url, event.params),
+                                       headers=headers)
+        prepared = self._session.prepare_request(request)
+        if self._config.secret:
+            # Sign what requests will send: after preparing, the URL and body are final.
+            signed = prepared.body if method == "POST" else urlsplit(prepared.url).query.encode()
+            prepared.headers["X-Webhook-Signature"] = sign(self._config.secret, signed or b"")
+        return prepared
+
+
+def append_query(url: str, params: dict[str, Any]) -> str:
+    """`url` with `params` appended as a query string after the url's own query (kept as is)."""
+    parts = urlsplit(url)
+    added = urlencode([(key, _query_value(value)) for key, value in params.items()], doseq=True)
+    query = "&".join(part for part in (parts.query, added) if part)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+def _query_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return [_query_value(item) for item in value]
+    return str(value)
+
+
+def _safe_target(url: str) -> str:
+    """scheme://host[:port]/path of `url`: no user info, no query (either may hold credentials)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _describe(exc: requests.RequestException) -> str:
+    """A short error for logs and `last_error`, with any query string and user info removed."""
+    kind = "timeout" if isinstance(exc, requests.Timeout) else type(exc).__name__
+    message = re.sub(r"\?[^\s()'\"]*", "?…", str(exc))        # urllib3 quotes "url: /path?query"
+    message = re.sub(r"//[^/@\s]+@", "//", message)           # user:password@host
+    return f"{kind}: {message}"[:500]

@@ -1,0 +1,349 @@
+"""The webhook outbox: every event is committed to SQLite before anyone tries to send it.
+
+One row per event; `id` (uuid4 hex) is the X-Webhook-Id and never changes across retries, so
+delivery is at-least-once and a receiver can drop duplicates. `seq` orders events globally.
+
+Ordering lives in `due()`: for each `call_key` only its oldest *pending* event is returned, and
+only once its `next_attempt_at` has come, so the events of one call go out one after the other
+while different calls proceed in parallel. A *failed* event no longer blocks its call: once an
+event is marked failed, the next one of that call may go (a CRM that rejects one event must not
+stall every later event of the call for good). A requeued event is pending again and, being the
+oldest of its call, goes out before that call's later pending events.
+
+The file uses WAL and `synchronous=FULL`: a committed `add()` survives a kill -9 and a power cut.
+Every thread opens its own connection (sqlite3 connections must not be shared between threads).
+Times are epoch seconds from the injected clock.
+
+When webhooks are off (`enabled=False`, i.e. `[webhooks] url` is empty) nothing is recorded:
+`add()` still returns a fresh id but writes nothing, so turning webhooks on later does not flood
+the CRM with stale events, and the file does not grow without anyone to drain it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from gateway.clock import Clock
+
+logger = logging.getLogger(__name__)
+
+FILENAME = "outbox.sqlite3"
+STATES = ("pending", "delivered", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              TEXT NOT NULL UNIQUE,
+    call_key        TEXT NOT NULL,
+    params          TEXT NOT NULL,
+    method          TEXT,
+    state           TEXT NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error      TEXT,
+    created_at      REAL NOT NULL,
+    delivered_at    REAL,
+    retry_since     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_pending_by_call ON events (call_key, seq) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS events_by_state ON events (state, seq);
+"""
+# retry_since: start of the [webhooks] retry_hours window; created_at, reset by requeue().
+
+
+class OutboxError(Exception):
+    """The outbox file cannot be created or opened (message names the file and the reason)."""
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """One stored webhook event; `params` is the decoded JSON object, times are epoch seconds."""
+
+    seq: int
+    id: str
+    call_key: str
+    params: dict[str, Any]
+    method: str | None
+    state: str
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    created_at: float
+    delivered_at: float | None
+    retry_since: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def outbox_path(state_dir: str | Path) -> Path:
+    """The outbox file inside `[storage] state_dir` (Services and the CLI must agree on it)."""
+    return Path(state_dir) / FILENAME
+
+
+class Outbox:
+    """The durable queue of webhook events; safe to call from any thread."""
+
+    def __init__(self, path: str | Path, *, clock: Clock, enabled: bool = True) -> None:
+        self.path = Path(path)
+        self.is_enabled = enabled
+        self._clock = clock
+        self._local = threading.local()
+        self._callbacks: list[Callable[[], None]] = []
+        self._schema_lock = threading.Lock()
+        self._has_schema = False
+
+    # --- connections ---------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        """The calling thread's connection; the first one creates the folder and the table.
+
+        Nothing touches the disk before the first use, so building the object does no I/O.
+        """
+        db = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                with self._schema_lock:
+                    if not self._has_schema:
+                        self.path.parent.mkdir(parents=True, exist_ok=True)
+                    db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+                    db.row_factory = sqlite3.Row
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA synchronous=FULL")
+                    if not self._has_schema:
+                        db.executescript(_SCHEMA)
+                        self._has_schema = True
+            except (OSError, sqlite3.Error) as exc:
+                raise OutboxError(f"cannot open the webhook outbox {self.path}: {exc}") from exc
+            self._local.db = db
+        return db
+
+    def _write(self) -> _Transaction:
+        return _Transaction(self._db())
+
+    def close(self) -> None:
+        """Close the calling thread's connection (other threads' close when those threads end)."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def on_add(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` after every committed add() or requeue() (wakes the dispatcher)."""
+        self._callbacks.append(callback)
+
+    def _notify(self) -> None:
+        for callback in self._callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.exception("outbox: on_add callback failed")
+
+    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None) -> str:
+        """Store one event and return its id (the X-Webhook-Id); committed before this returns.
+
+        `params` is a JSON object of the fields as the CRM sees them. `method` None sends it with
+        the configured [webhooks] method; "POST" forces a JSON POST (needed for list values).
+        """
+        if not isinstance(params, dict):
+            raise TypeError("params must be a dict")
+        if method is not None and method not in ("GET", "POST"):
+            raise ValueError(f"method must be None, 'GET' or 'POST', got {method!r}")
+        event_id = uuid.uuid4().hex
+        if not self.is_enabled:
+            logger.debug("webhooks are off; event %s of call %s not recorded", event_id, call_key)
+            return event_id
+        body = json.dumps(params, ensure_ascii=False)
+        now = self._clock.time()
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO events (id, call_key, params, method, next_attempt_at, created_at,"
+                " retry_since) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (event_id, call_key, body, method, now, now, now))
+        self._notify()
+        return event_id
+
+    def mark_delivered(self, event_id: str) -> None:
+        """Record a successful attempt."""
+        with self._write() as db:
+            db.execute("UPDATE events SET state = 'delivered', attempts = attempts + 1,"
+                       " delivered_at = ?, last_error = NULL WHERE id = ?",
+                       (self._clock.time(), event_id))
+
+    def mark_retry(self, event_id: str, error: str, next_attempt_at: float) -> None:
+        """Record a failed attempt; the event becomes due again at `next_attempt_at` (epoch s)."""
+        with self._write() as db:
+            db.execute("UPDATE events SET state = 'pending', attempts = attempts + 1,"
+                       " last_error = ?, next_attempt_at = ? WHERE id = ?",
+                       (error, float(next_attempt_at), event_id))
+
+    def mark_failed(self, event_id: str, error: str) -> None:
+        """Record a last failed attempt; the event is given up until requeued."""
+        with self._write() as db:
+            db.execute("UPDATE events SET state = 'failed', attempts = attempts + 1,"
+                       " last_error = ? WHERE id = ?", (error, event_id))
+
+    def requeue(self, ids: Iterable[str] | None = None) -> int:
+        """Make failed events (all, or those in `ids`) pending and due now; returns how many.
+
+        Their attempt count and retry window start afresh.
+        """
+        if not self.is_enabled:
+            return 0
+        now = self._clock.time()
+        sql = ("UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ?,"
+               " retry_since = ? WHERE state = 'failed'")
+        with self._write() as db:
+            if ids is None:
+                changed = db.execute(sql, (now, now)).rowcount
+            else:
+                changed = sum(db.execute(sql + " AND id = ?", (now, now, event_id)).rowcount
+                              for event_id in ids)
+        if changed:
+            logger.info("outbox: requeued %d failed events", changed)
+            self._notify()
+        return changed
+
+    def purge_delivered(self, older_than: datetime | float) -> int:
+        """Delete delivered events delivered before `older_than` (datetime or epoch s); returns how many."""
+        if not self.is_enabled:
+            return 0
+        cutoff = older_than.timestamp() if isinstance(older_than, datetime) else float(older_than)
+        with self._write() as db:
+            return db.execute("DELETE FROM events WHERE state = 'delivered' AND delivered_at < ?",
+                              (cutoff,)).rowcount
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def due(self, limit: int, now: float | None = None, *,
+            skip_calls: Iterable[str] = ()) -> list[OutboxEvent]:
+        """The events to send now, oldest first: each call's oldest pending event, if it is due.
+
+        `skip_calls` leaves out calls whose head event is already being sent, so the limit is
+        spent on calls that can actually proceed.
+        """
+        if not self.is_enabled:
+            return []
+        now = self._clock.time() if now is None else float(now)
+        heads, skip = _heads(skip_calls)
+        rows = self._db().execute(
+            f"SELECT e.* FROM events AS e JOIN ({heads}) AS head ON e.seq = head.seq"
+            " WHERE e.next_attempt_at <= ? ORDER BY e.seq LIMIT ?",
+            (*skip, now, int(limit))).fetchall()
+        return [_event(row) for row in rows]
+
+    def next_due_at(self, *, skip_calls: Iterable[str] = ()) -> float | None:
+        """When the earliest head event (see due) is due, in epoch s; None when there is none."""
+        if not self.is_enabled:
+            return None
+        heads, skip = _heads(skip_calls)
+        row = self._db().execute(
+            f"SELECT MIN(e.next_attempt_at) FROM events AS e JOIN ({heads}) AS head"
+            " ON e.seq = head.seq", skip).fetchone()
+        return row[0]
+
+    def get(self, event_id: str) -> OutboxEvent | None:
+        """One event by id, or None."""
+        if not self.is_enabled:
+            return None
+        row = self._db().execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
+        return _event(row) if row else None
+
+    def counts(self) -> dict[str, int]:
+        """How many events are in each state: {"pending": n, "failed": n, "delivered": n}."""
+        counts = {state: 0 for state in STATES}
+        if self.is_enabled:
+            for state, count in self._db().execute(
+                    "SELECT state, COUNT(*) FROM events GROUP BY state"):
+                counts[state] = count
+        return counts
+
+    def events(self, state: str | None = None, limit: int = 100) -> list[OutboxEvent]:
+        """Events in `state` (or all), oldest first, at most `limit`."""
+        if state is not None and state not in STATES:
+            raise ValueError(f"state must be one of {', '.join(STATES)}, got {state!r}")
+        if not self.is_enabled:
+            return []
+        where = "WHERE state = ?" if state else ""
+        rows = self._db().execute(f"SELECT * FROM events {where} ORDER BY seq LIMIT ?",
+                                  (*([state] if state else []), int(limit))).fetchall()
+        return [_event(row) for row in rows]
+
+    def failed(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The failed events, oldest first, as plain dicts (see OutboxEvent for the keys)."""
+        return [event.to_dict() for event in self.events("failed", limit)]
+
+
+class _Transaction:
+    """`with`: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _heads(skip_calls: Iterable[str]) -> tuple[str, list[str]]:
+    """SQL selecting the seq of each call's oldest pending event, and its parameters."""
+    skip = list(skip_calls)
+    where = f" AND call_key NOT IN ({', '.join('?' * len(skip))})" if skip else ""
+    sql = f"SELECT MIN(seq) AS seq FROM events WHERE state = 'pending'{where} GROUP BY call_key"
+    return sql, skip
+
+
+def _event(row: sqlite3.Row) -> OutboxEvent:
+    values = dict(row)
+    values["params"] = json.loads(values["params"])
+    return OutboxEvent(**values)
+
+
+# --- for `3cx-gateway outbox list|requeue` -------------------------------------------------------
+
+def _when(epoch_s: float | None) -> str:
+    if epoch_s is None:
+        return "-"
+    return datetime.fromtimestamp(epoch_s, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def format_event(event: OutboxEvent) -> str:
+    """One line describing an event for an administrator (no secrets: params hold none)."""
+    line = (f"{event.id}  {event.state:<9}  call={event.call_key}  created={_when(event.created_at)}"
+            f"  attempts={event.attempts}")
+    if event.state == "pending":
+        line += f"  next={_when(event.next_attempt_at)}"
+    if event.state == "delivered":
+        line += f"  delivered={_when(event.delivered_at)}"
+    if event.last_error:
+        line += f"  error={event.last_error}"
+    event_name = event.params.get("event")
+    if event_name is not None:
+        line += f"  event={event_name}"
+    return line
+
+
+def list_lines(outbox: Outbox, state: str | None = "failed", limit: int = 100) -> list[str]:
+    """`outbox list`: a summary line of counts, then one line per event in `state` (None: all)."""
+    counts = outbox.counts()
+    lines = [", ".join(f"{name}: {counts[name]}" for name in STATES)]
+    lines += [format_event(event) for event in outbox.events(state, limit)]
+    return lines
+
+
+def requeue_ids(outbox: Outbox, ids: list[str] | None = None) -> int:
+    """`outbox requeue [ID ...]`: failed events back to pending (all of them when no ids given)."""
+    return outbox.requeue(ids or None)
