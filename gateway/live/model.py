@@ -1,0 +1,133 @@
+"""The live call model: `Leg` and `Call` (frozen snapshots) and `CallTable` (the calls now in progress).
+
+Only the watcher thread writes to a `CallTable`; request threads read it. `Call` and `Leg` are frozen
+and replaced with `dataclasses.replace`, never mutated, so a reader never sees half an update.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One monitored DN's part in a call (a v20 participant), in our own words.
+
+    `status` is "ringing" | "dialing" | "talking". `party_kind`, `dn_kind` and `via_kind` are
+    "extension" | "external" | "queue" | "ringgroup" | "ivr" | "routepoint" | "other" ("" for no via).
+    The fields after `answered_at` are the machine's bookkeeping, with defaults.
+    """
+
+    dn: str
+    participant_id: int
+    v20_call_id: int
+    v20_leg_id: int
+    status: str
+    party_number: str
+    party_name: str
+    party_dn: str
+    party_kind: str
+    did: str
+    device_id: str
+    is_remote_controllable: bool
+    via_dn: str
+    via_kind: str
+    referred_by_dn: str
+    seen_at: datetime
+    answered_at: datetime | None
+    dn_kind: str = "extension"          # what the monitored DN itself is (a queue DN has legs too)
+    originated_by_dn: str = ""
+    first_status: str = ""              # the status of the first reading of this leg
+    link: int = 0                       # the call-link number its webhooks carry
+    transfer_kind: str = ""             # "" | "blind" | "attended": how this leg received the call
+    is_finished: bool = False           # its end webhook was already produced (e.g. at a transfer)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """(dn, participant_id): how Call Control names this leg."""
+        return (self.dn, self.participant_id)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One v20 call (`callid`) with the legs of it that monitored DNs show.
+
+    `direction` is "inbound" | "outbound" | "internal" ("" until a leg tells). `did` is the DID
+    rule name (or the number when no rule matches). `link` is 0 until answered, 1 at the first
+    answer, +1 per transfer. The fields after `legs` are the machine's bookkeeping.
+    """
+
+    v20_call_id: int
+    arrived_at: datetime
+    answered_at: datetime | None
+    direction: str
+    did: str
+    link: int
+    legs: tuple[Leg, ...]
+    external_number: str = ""           # the outside party, the legacy `callerid`
+    is_link_answered: bool = False      # someone answered at the current link
+    stage_user: str = ""                # who a miss at the current link is reported for
+    stage_kind: str = ""                # what stage_user is: extension, queue, ringgroup, ivr
+    ended_at: datetime | None = None
+    is_end_found_by_resync: bool = False
+
+    def leg(self, dn: str, participant_id: int) -> Leg | None:
+        """The leg `(dn, participant_id)` of this call, or None."""
+        return next((leg for leg in self.legs if leg.key == (dn, participant_id)), None)
+
+    @property
+    def is_ended(self) -> bool:
+        return self.ended_at is not None
+
+
+class CallTable:
+    """The calls in progress, keyed by v20 call id. Written by the watcher only; readers get snapshots."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[int, Call] = {}
+
+    def calls(self) -> list[Call]:
+        """Every call in progress, oldest first."""
+        with self._lock:
+            return sorted(self._calls.values(), key=lambda call: call.arrived_at)
+
+    def get(self, v20_call_id: int) -> Call | None:
+        with self._lock:
+            return self._calls.get(v20_call_id)
+
+    def legs_of(self, dn: str) -> list[Leg]:
+        """The legs of DN `dn` across all calls, oldest first."""
+        with self._lock:
+            legs = [leg for call in self._calls.values() for leg in call.legs if leg.dn == dn]
+        return sorted(legs, key=lambda leg: leg.seen_at)
+
+    def find_leg(self, dn: str, participant_id: int) -> Leg | None:
+        """The leg Call Control names `/callcontrol/{dn}/participants/{participant_id}`, or None."""
+        with self._lock:
+            for call in self._calls.values():
+                leg = call.leg(dn, participant_id)
+                if leg is not None:
+                    return leg
+        return None
+
+    def put(self, call: Call) -> None:
+        """Store `call` (watcher thread only); an ended call is dropped from the table."""
+        with self._lock:
+            if call.is_ended:
+                self._calls.pop(call.v20_call_id, None)
+            else:
+                self._calls[call.v20_call_id] = call
+
+    def clear(self) -> None:
+        """Forget every call (watcher thread only)."""
+        with self._lock:
+            self._calls.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._calls)

@@ -1,0 +1,267 @@
+"""The watcher: Call Control events in, the live model and webhook events out.
+
+It runs in the event stream's thread (`EventStream.set_handlers`): every message goes through
+`handle()`, every (re)connection through a resync that diffs `GET /callcontrol` against the table
+and feeds the differences to the same `machine.advance`, so an end missed while disconnected still
+produces its webhook. Each webhook event is written to the outbox before anything else happens.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any, Callable
+
+from gateway.clock import Clock
+from gateway.live import v20
+from gateway.live.events import CallEnded
+from gateway.live.machine import LegGone, LegSeen, MachineEvent, Rules, advance
+from gateway.live.model import Call, CallTable, Leg
+from gateway.pbx.errors import PbxError, PbxNotFound
+
+logger = logging.getLogger(__name__)
+
+# WebSocket event_type values (V20-API-NOTES §e): 0 Upsert, 1 Remove, 2 DTMF, 4 Response.
+UPSERT = 0
+REMOVE = 1
+
+DID_REFRESH_S = 60.0
+
+
+class DidNames:
+    """DID number → DID rule name (XAPI `/InboundRules`: RuleName where Data is the DID).
+
+    Cached; a number not in the cache reloads the rules at most once every `refresh_s`. A number
+    no rule names stays the number itself (legacy `did` falls back to it).
+    """
+
+    def __init__(self, xapi: Any, *, clock: Clock, refresh_s: float = DID_REFRESH_S) -> None:
+        self._xapi = xapi
+        self._clock = clock
+        self._refresh_s = refresh_s
+        self._names: dict[str, str] = {}
+        self._loaded_at: float | None = None
+
+    def name_of(self, did: str) -> str:
+        if not did:
+            return ""
+        name = self._match(did)
+        if name is None and (self._loaded_at is None or self._clock.time() - self._loaded_at >= self._refresh_s):
+            self._load()
+            name = self._match(did)
+        return name or did
+
+    def _match(self, did: str) -> str | None:
+        if did in self._names:
+            return self._names[did]
+        digits = _digits(did)
+        return next((name for data, name in self._names.items() if digits and _digits(data) == digits), None)
+
+    def _load(self) -> None:
+        self._loaded_at = self._clock.time()
+        try:
+            rules = self._xapi.list("InboundRules")
+        except PbxError as exc:
+            logger.warning("cannot read the DID rules (/InboundRules): %s; webhooks show DID numbers", exc)
+            return
+        self._names = {str(rule.get("Data")): str(rule.get("RuleName") or rule.get("Data"))
+                       for rule in rules if rule.get("Data")}
+        logger.info("DID rules loaded: %d", len(self._names))
+
+
+def _digits(number: str) -> str:
+    return re.sub(r"\D", "", number)
+
+
+class Watcher:
+    """Keeps `table` in step with the PBX and writes webhook events to `outbox`.
+
+    Only the event stream's thread (or a test calling `handle`) writes to the table. `on_call_ended
+    (call, ended_events)` runs after a call completely ends, with the CallEnded events of its
+    answered legs (the recordings pipeline uses it).
+    """
+
+    def __init__(self, stream: Any, callcontrol: Any, xapi: Any, table: CallTable, outbox: Any, config: Any, *,
+                 clock: Clock, on_call_ended: Callable[[Call, list[CallEnded]], None] | None = None) -> None:
+        self.clock = clock
+        self._stream = stream
+        self._callcontrol = callcontrol
+        self._table = table
+        self._outbox = outbox
+        self._rules = Rules.from_config(config)
+        self._on_call_ended = on_call_ended
+        self._dids = DidNames(xapi, clock=clock)
+        self._lock = threading.RLock()          # handle() and resync() one at a time
+        self._dn_kinds: dict[str, str] = {}
+        self._answered_ends: dict[int, list[CallEnded]] = {}
+        self._is_connected = False
+        self._is_synced = False
+        self._is_stopping = False
+        self._last_event_at: float | None = None
+        self._handlers: dict[tuple[int, str], Callable[[str, int], None]] = {
+            (UPSERT, "participants"): self._on_upsert,
+            (REMOVE, "participants"): self._on_remove,
+        }
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Register with the event stream and start it (its thread runs every handler)."""
+        self._is_stopping = False
+        self._stream.set_handlers(self.handle, self._on_connect, self._on_disconnect)
+        self._stream.start()
+
+    def stop(self, timeout_s: float) -> None:
+        self._is_stopping = True
+        self._stream.stop(timeout_s)
+        self._is_connected = False
+        self._is_synced = False
+
+    def status(self) -> dict[str, Any]:
+        """{"connected", "synced", "last_event_age_s" (None before the first event), "calls"}."""
+        age = None if self._last_event_at is None else max(0.0, self.clock.time() - self._last_event_at)
+        return {"connected": self._is_connected, "synced": self._is_synced,
+                "last_event_age_s": age, "calls": len(self._table)}
+
+    # --- events ----------------------------------------------------------------------------------
+
+    def handle(self, message: dict) -> None:
+        """Apply one WebSocket message (`{"sequence", "event": {"event_type", "entity", ...}}`).
+
+        Synchronous; a failure is logged and the next message is handled as usual.
+        """
+        try:
+            self._last_event_at = self.clock.time()
+            event = message.get("event") if isinstance(message, dict) else None
+            if not isinstance(event, dict):
+                logger.warning("ignoring a message without an event: %.200r", message)
+                return
+            entity = str(event.get("entity") or "")
+            parts = entity.strip("/").split("/")
+            if len(parts) < 3 or not str(event.get("event_type", "")).isdigit():
+                logger.debug("ignoring event %s on %r", event.get("event_type"), entity)
+                return
+            dn, collection, item = parts[-3:]
+            handler = self._handlers.get((int(event["event_type"]), collection))
+            if handler is None or not item.isdigit():
+                logger.debug("no handler for event %s on %s", event.get("event_type"), entity)
+                return
+            with self._lock:
+                handler(dn, int(item))
+        except Exception:
+            logger.exception("handling message %.200r failed; carrying on", message)
+
+    def _on_upsert(self, dn: str, participant_id: int) -> None:
+        # An Upsert carries no state: read the participant (V20-API-NOTES §e). A 404 means it was
+        # removed meanwhile, which is a Remove as far as we are concerned.
+        try:
+            participant = self._callcontrol.participant(dn, participant_id)
+        except PbxNotFound:
+            logger.info("participant %s/%s gone before it could be read; treating as removed", dn, participant_id)
+            self._on_remove(dn, participant_id)
+            return
+        self._seen(self._leg(participant, dn))
+
+    def _on_remove(self, dn: str, participant_id: int) -> None:
+        cached = self._table.find_leg(dn, participant_id)
+        if cached is None:
+            logger.debug("remove of unknown participant %s/%s", dn, participant_id)
+            return
+        self._feed(cached.v20_call_id, LegGone(dn, participant_id, self.clock.now()))
+
+    def _seen(self, leg: Leg, *, is_resync: bool = False) -> None:
+        cached = self._table.find_leg(leg.dn, leg.participant_id)
+        if cached is not None and cached.v20_call_id != leg.v20_call_id:
+            self._feed(cached.v20_call_id, LegGone(leg.dn, leg.participant_id, self.clock.now(), is_resync=is_resync))
+        did_name = self._dids.name_of(leg.did) if leg.did else ""
+        self._feed(leg.v20_call_id, LegSeen(leg, self.clock.now(), did_name=did_name, is_resync=is_resync))
+
+    def _feed(self, v20_call_id: int, event: MachineEvent) -> None:
+        """Advance one call; write its webhook events to the outbox first, then update the table."""
+        call, webhooks = advance(self._table.get(v20_call_id), event, self._rules)
+        for webhook in webhooks:
+            self._outbox.add(webhook.call_key, webhook.params())
+            if isinstance(webhook, CallEnded) and webhook.is_answered:
+                self._answered_ends.setdefault(v20_call_id, []).append(webhook)
+        if call is None:
+            return
+        self._table.put(call)
+        if call.is_ended:
+            self._ended(call)
+
+    def _ended(self, call: Call) -> None:
+        ends = self._answered_ends.pop(call.v20_call_id, [])
+        logger.info("call %s ended (%d answered legs)", call.v20_call_id, len(ends))
+        if self._on_call_ended is None:
+            return
+        try:
+            self._on_call_ended(call, ends)
+        except Exception:
+            logger.exception("call %s: the call-ended callback failed", call.v20_call_id)
+
+    def _leg(self, participant: dict, dn: str) -> Leg:
+        if not participant.get("dn"):
+            participant = {**participant, "dn": dn}
+        return v20.leg_from_participant(participant, seen_at=self.clock.now(),
+                                        dn_kind=self._dn_kind(str(participant["dn"])))
+
+    def _dn_kind(self, dn: str) -> str:
+        kind = self._dn_kinds.get(dn)
+        if kind is None:
+            try:
+                kind = v20.dn_kind_of(self._callcontrol.dn_state(dn))
+            except PbxError as exc:
+                logger.warning("cannot read what DN %s is (%s); taking it for an extension", dn, exc)
+                return "extension"
+            self._dn_kinds[dn] = kind
+        return kind
+
+    # --- connection and resync ---------------------------------------------------------------------
+
+    def _on_connect(self) -> None:
+        self._is_connected = True
+        self.resync()
+
+    def _on_disconnect(self, reason: str) -> None:
+        if self._is_stopping:
+            logger.info("watcher disconnected from the event stream (%s)", reason)
+        else:
+            logger.warning("watcher lost the event stream (%s); the model waits for a resync", reason)
+        self._is_connected = False
+        self._is_synced = False
+
+    def resync(self) -> None:
+        """Diff `GET /callcontrol` against the table and feed the differences to the machine.
+
+        New or changed legs go first (a transfer's new leg before the old one's removal, as on the
+        wire), then legs that are gone; a call that ended while we were away gets its end here.
+        Raises PbxError when the PBX cannot be read (the stream then reconnects and tries again).
+        """
+        with self._lock:
+            self._is_synced = False
+            states = self._callcontrol.all_states()
+            now = self.clock.now()
+            for info in states:
+                if info.get("dn"):
+                    self._dn_kinds[str(info["dn"])] = v20.dn_kind_of(info)
+            current: dict[tuple[str, int], Leg] = {}
+            for info in states:
+                for participant in info.get("participants") or []:
+                    leg = self._leg(participant, str(info.get("dn") or ""))
+                    current[leg.key] = leg
+            # Legs placing or first receiving a call before legs transferred to (referred_by).
+            ordered = sorted(current.values(), key=lambda l: (l.v20_call_id, bool(l.referred_by_dn), l.participant_id))
+            changed = 0
+            for leg in ordered:
+                cached = self._table.find_leg(leg.dn, leg.participant_id)
+                if cached is None or cached.v20_call_id != leg.v20_call_id or not v20.is_same_reading(cached, leg):
+                    self._seen(leg, is_resync=True)
+                    changed += 1
+            for call in self._table.calls():
+                for leg in call.legs:
+                    if leg.key not in current:
+                        self._feed(call.v20_call_id, LegGone(leg.dn, leg.participant_id, now, is_resync=True))
+                        changed += 1
+            self._is_synced = True
+            logger.info("resync: %d legs on the PBX, %d differences applied, %d calls in progress",
+                        len(current), changed, len(self._table))
