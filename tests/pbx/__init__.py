@@ -1,0 +1,1 @@
+"""Tests of the 3CX v20 clients (gateway.pbx)."""
