@@ -12,6 +12,7 @@ from gateway.config import Config
 from gateway.live.model import CallTable
 from gateway.live.view import LiveView
 from gateway.live.watcher import Watcher
+from gateway.metrics import Metrics
 from gateway.pbx.auth import TokenSource
 from gateway.pbx.callcontrol import CallControlClient
 from gateway.pbx.events import EventStream
@@ -31,6 +32,8 @@ class Services:
         self.config = config
         self.clock = clock or Clock()
         self.http = session or new_session(verify_tls=pbx.verify_tls)
+        self.metrics = Metrics(self)
+        self.metrics.watch_session(self.http)
         self.tokens = TokenSource(self.http, pbx.url, pbx.client_id, pbx.client_secret,
                                   timeout_s=pbx.timeout_s, clock=self.clock)
         self.xapi = XapiClient(self.http, pbx.url, self.tokens, timeout_s=pbx.timeout_s)

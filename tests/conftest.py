@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.clock import FakeClock
+from gateway.app import create_app
 from gateway.config import Config, from_dict
 from gateway.sim.server import SimServer
 from tests.support.receiver import Receiver
@@ -53,3 +54,38 @@ def config(sim, receiver, tmp_path) -> Config:
         "recordings": {"mp3_dir": str(tmp_path / "mp3"), "wait_s": "5"},
         "storage": {"state_dir": str(tmp_path / "state")},
     }, source="test", environ={})
+
+
+@pytest.fixture
+def gateway(config):
+    """Services against the simulator, background threads not started (use `live_gateway` for those)."""
+    from gateway.services import Services  # imported here: it pulls in every component
+
+    services = Services(config)
+    yield services
+    services.http.close()
+
+
+@pytest.fixture
+def live_gateway(gateway):
+    """`gateway` with its runtime started (watcher, webhook senders, ...), stopped after the test."""
+    gateway.runtime.start()
+    yield gateway
+    gateway.runtime.stop(timeout_s=10)
+
+
+@pytest.fixture
+def client(config, gateway):
+    """A Flask test client of create_app(config, gateway)."""
+    return create_app(config, gateway).test_client()
+
+
+@pytest.fixture
+def webapi(client):
+    """`webapi("ext.info.get", num="102")` -> (status, parsed JSON) via /webapi/<ACCESS_KEY>/<command>."""
+
+    def call(command: str, **params: str) -> tuple[int, object]:
+        response = client.get(f"/webapi/{ACCESS_KEY}/{command}", query_string=params)
+        return response.status_code, response.get_json(silent=True)
+
+    return call

@@ -39,7 +39,7 @@ class Command:
 REGISTRY: dict[str, Command] = {}
 
 
-def command(name: str, *, write: bool = False, **params: Param) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def command(name: str, /, *, write: bool = False, **params: Param) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `function` as legacy command `name` (`ext.fwd.set` is function `ext_fwd_set`).
 
     `write=True` marks commands that change PBX state (they invalidate the directory cache).

@@ -1,0 +1,129 @@
+"""Logging: one line per event on stdout, and the one filter that keeps secrets out of every line.
+
+`RedactingFilter` replaces the configured secrets (access key, client secret, webhook secret),
+anything shaped like a JWT or a bearer token, and the key segment of any `/webapi/<key>/` path.
+`setup_logging` puts it on the root handlers and on Werkzeug's and gunicorn's loggers and handlers;
+`ACCESS_LOG_FORMAT` is gunicorn's access line, which names the path without its query string.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Iterable
+
+logger = logging.getLogger(__name__)
+
+MASK = "***"
+
+# gunicorn access atoms: remote address, method, path without the query (a query can carry
+# ext.update's authpass or vmpin), status, bytes, duration in ms. The filter redacts the key in %(U)s.
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+
+LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# Loggers that do not (only) propagate to the root logger: their own handlers need the filter too.
+FOREIGN_LOGGERS = ("werkzeug", "gunicorn.error", "gunicorn.access")
+
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+# The segment after /webapi/ in a URL is the access key. Kept readable: the recording download
+# path /webapi/recording/<file>.mp3, and this project's own source paths in tracebacks
+# (gateway/webapi/route.py, gateway/webapi/commands/...).
+_WEBAPI_KEY = re.compile(r"(/webapi/)([^/?#\s\"']+)")
+_NOT_KEYS = frozenset({"recording", "commands", "data", "__pycache__"})
+
+_HANDLER_MARK = "_gateway_stdout"
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` with every secret, JWT, bearer token and /webapi/<key>/ segment replaced by ***."""
+    # Longest first, so a secret that contains another is masked whole.
+    for value in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(value, MASK)
+    text = _JWT.sub(MASK, text)
+    text = _BEARER.sub(lambda m: m.group(1) + MASK, text)
+    return _WEBAPI_KEY.sub(_mask_key, text)
+
+
+def _mask_key(match: re.Match[str]) -> str:
+    segment = match.group(2)
+    if segment in _NOT_KEYS or segment.endswith((".py", ".pyc")):
+        return match.group(0)
+    return match.group(1) + MASK
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message and traceback text with `redact`; never drops a record.
+
+    Safe to run twice on one record (a logger and a handler may both carry it).
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if s]
+        self._formatter = logging.Formatter()
+
+    def add_secret(self, value: str) -> None:
+        """Also redact `value` from now on (for example a secret learned after startup)."""
+        if value and value not in self._secrets:
+            self._secrets.append(value)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: show the raw parts, still redacted
+            message = f"{record.msg!r} {record.args!r}"
+        cleaned = redact(message, self._secrets)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self._secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self._secrets)
+        return True
+
+
+class OneLineFormatter(logging.Formatter):
+    """LINE_FORMAT with tracebacks and multi-line messages folded into the same line (" | ")."""
+
+    def __init__(self) -> None:
+        super().__init__(LINE_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return " | ".join(line for line in super().format(record).splitlines() if line.strip())
+
+
+def install(redactor: RedactingFilter, logger_names: Iterable[str] = FOREIGN_LOGGERS) -> None:
+    """Put `redactor` on every root handler and on the named loggers and their handlers."""
+    targets: list[logging.Filterer] = list(logging.getLogger().handlers)
+    for name in logger_names:
+        named = logging.getLogger(name)
+        targets.append(named)
+        targets.extend(named.handlers)
+    for target in targets:
+        if redactor not in target.filters:
+            target.addFilter(redactor)
+
+
+def setup_logging(level: str, secrets: Iterable[str]) -> RedactingFilter:
+    """Log at `level` to stdout, one line per event, with `secrets` redacted everywhere.
+
+    Calling it again replaces the stdout handler it added before. Returns the filter so callers
+    can `add_secret` later.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, _HANDLER_MARK, False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stdout)
+    setattr(handler, _HANDLER_MARK, True)
+    handler.setFormatter(OneLineFormatter())
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    redactor = RedactingFilter(secrets)
+    install(redactor)
+    logger.debug("logging at %s to stdout", level.upper())
+    return redactor

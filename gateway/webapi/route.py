@@ -1,0 +1,186 @@
+"""The HTTP routes of the legacy WebAPI: /webapi/<key>/ and /webapi/<key>/<command>.
+
+The only module that touches flask.request. For every request it checks the access key
+(constant time, before any PBX call), looks the command up, parses its parameters, calls it with
+the Services and renders the answer, or the error as {"error": ..., "command": ...}.
+Directory answers are cached for [webapi] cache_s seconds; any write command clears the cache.
+Subscribers registered with `subscribe(app, callback)` hear `callback(command, status, duration_s)`
+after each command request (the /metrics module uses this).
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Hashable
+
+from flask import Blueprint, Flask, Response, jsonify, request
+
+from gateway.live.errors import NoSuchLeg
+from gateway.pbx.errors import PbxError
+from gateway.webapi import errors
+from gateway.webapi.errors import WebApiError
+from gateway.webapi.registry import REGISTRY, Command
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+logger = logging.getLogger(__name__)
+
+# Answers that describe configuration, not live state: safe to serve from the short cache.
+CACHED_COMMANDS = frozenset({
+    "all.ext.get", "all.group.get", "all.queue.get", "all.ivr.get", "all.line.get",
+    "all.extgroup.get", "extgroup.members.get", "group.members.get",
+})
+
+# The name reported to subscribers for the license/info request and for unknown command names
+# (an unbounded set of names must not become metric labels).
+INFO = "info"
+UNKNOWN = "unknown"
+
+# An unknown command name is echoed back in the error; a longer one is cut to this many characters.
+MAX_NAME_SHOWN = 64
+
+RequestListener = Callable[[str, int, float], None]
+
+
+class DirectoryCache:
+    """A small TTL cache of command answers keyed by (command, arguments); thread-safe."""
+
+    def __init__(self, ttl_s: float, *, now: Callable[[], float] = time.monotonic) -> None:
+        self._ttl_s = ttl_s
+        self._now = now
+        self._lock = threading.Lock()
+        self._entries: dict[Hashable, tuple[float, dict]] = {}
+
+    @staticmethod
+    def key(name: str, args: dict[str, Any]) -> Hashable:
+        return name, tuple(sorted((k, repr(v)) for k, v in args.items()))
+
+    def get(self, key: Hashable) -> dict | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if self._now() - entry[0] >= self._ttl_s:
+                del self._entries[key]
+                return None
+            return entry[1]
+
+    def put(self, key: Hashable, answer: dict) -> None:
+        with self._lock:
+            self._entries[key] = (self._now(), answer)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+class WebApi:
+    """Per-app state of the WebAPI routes: the services, the cache and the request listeners."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.cache = DirectoryCache(services.config.webapi.cache_s)
+        self.listeners: list[RequestListener] = []
+
+    def is_key_valid(self, key: str) -> bool:
+        expected = self.services.config.webapi.key.encode("utf-8")
+        return hmac.compare_digest(key.encode("utf-8", "surrogateescape"), expected)
+
+    def notify(self, name: str, status: int, duration_s: float) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(name, status, duration_s)
+            except Exception:
+                logger.exception("request listener %r failed for command %s", listener, name)
+
+    def run(self, command: Command, args: dict[str, Any]) -> dict:
+        """Call `command`, through the cache when it is a directory command."""
+        if command.name in CACHED_COMMANDS:
+            key = self.cache.key(command.name, args)
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+            answer = command.function(self.services, **args)
+            self.cache.put(key, answer)
+            return answer
+        try:
+            return command.function(self.services, **args)
+        finally:
+            if command.is_write:
+                self.cache.clear()
+
+
+def subscribe(app: Flask, listener: RequestListener) -> None:
+    """Call `listener(command, status, duration_s)` after every WebAPI request of `app`."""
+    app.extensions["webapi"].listeners.append(listener)
+
+
+def _error_answer(exc: Exception, name: str) -> tuple[Response, int]:
+    """The single error shape; unexpected exceptions are logged once with their traceback."""
+    if isinstance(exc, PbxError):
+        exc = errors.from_pbx(exc)
+    elif isinstance(exc, NoSuchLeg):
+        exc = errors.from_live(exc)
+    if not isinstance(exc, WebApiError):
+        logger.exception("command %s failed unexpectedly", name or INFO)
+        exc = WebApiError("internal error; see the gateway's log")
+    elif exc.status >= 500 and not isinstance(exc, errors.NotPossibleOnV20):
+        logger.warning("command %s answered %s: %s", name or INFO, exc.status, exc)
+    return jsonify({"error": str(exc), "command": name}), exc.status
+
+
+def _raw_params() -> dict[str, str]:
+    """Query string values, then form values (a POST form is tolerated); the first value wins."""
+    values: dict[str, str] = {}
+    for source in (request.args, request.form if request.method == "POST" else {}):
+        for name in source:
+            values.setdefault(name, source.get(name, ""))
+    return values
+
+
+def register(app: Flask, services: Services) -> WebApi:
+    """Add the /webapi routes to `app`; the returned WebApi is also app.extensions["webapi"]."""
+    webapi = WebApi(services)
+    app.extensions["webapi"] = webapi
+    # Importing the command modules fills REGISTRY.
+    import gateway.webapi.commands  # noqa: F401
+    from gateway.webapi.commands.pbx import license_info
+
+    blueprint = Blueprint("webapi", __name__)
+
+    def answer(name: str, label: str, key: str, call: Callable[[], dict]) -> tuple[Response, int]:
+        started = time.perf_counter()
+        try:
+            if not webapi.is_key_valid(key):
+                raise errors.BadKey()
+            response, status = jsonify(call()), 200
+        except Exception as exc:  # every failure leaves as the documented error shape
+            response, status = _error_answer(exc, name)
+        duration_s = time.perf_counter() - started
+        logger.log(logging.DEBUG if status < 400 else logging.INFO, "command %s answered %s in %.0f ms",
+                   name or INFO, status, duration_s * 1000)
+        webapi.notify(label, status, duration_s)
+        return response, status
+
+    @blueprint.route("/webapi/<key>/", methods=["GET", "POST"])
+    def info(key: str) -> tuple[Response, int]:
+        return answer("", INFO, key, lambda: license_info(services))
+
+    @blueprint.route("/webapi/<key>/<name>", methods=["GET", "POST"])
+    def run_command(key: str, name: str) -> tuple[Response, int]:
+        command = REGISTRY.get(name)
+        if command is None and len(name) > MAX_NAME_SHOWN:
+            name = name[:MAX_NAME_SHOWN] + "..."
+
+        def call() -> dict:
+            if command is None:
+                raise errors.UnknownCommand(name)
+            return webapi.run(command, command.parse(_raw_params()))
+
+        return answer(name, name if command else UNKNOWN, key, call)
+
+    app.register_blueprint(blueprint)
+    return webapi
