@@ -9,6 +9,7 @@ from flask import Flask
 from gateway.config import Config
 from gateway.health import create_health_blueprint
 from gateway.metrics import create_metrics_blueprint
+from gateway.recordings.serve import create_recordings_blueprint
 from gateway.webapi import route
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     app.extensions["gateway"] = services
     route.register(app, services)
     route.subscribe(app, services.metrics.observe_request)
+    app.register_blueprint(create_recordings_blueprint(
+        services.recordings.mp3_dir, services.recordings.links, clock=services.clock))
     app.register_blueprint(create_health_blueprint(services))
     app.register_blueprint(create_metrics_blueprint(services.metrics))
     return app

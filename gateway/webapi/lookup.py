@@ -1,8 +1,9 @@
 """Find a PBX entity by its legacy number, answering NoSuchNumber (404) when there is none."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
+from gateway.pbx import odata
 from gateway.pbx.errors import PbxNotFound
 from gateway.webapi.errors import NoSuchNumber
 
@@ -29,3 +30,26 @@ def queue(ctx: Any, number: str, **options: Any) -> dict:
 
 def ring_group(ctx: Any, number: str, **options: Any) -> dict:
     return find(ctx, "RingGroups", number, **options)
+
+
+# Numbers per $filter when looking extensions up; keeps the query string short.
+_FILTER_CHUNK = 20
+
+
+def users_by_number(ctx: Any, numbers: Iterable[str], select: str = "Number") -> dict[str, dict]:
+    """The extensions among `numbers`, keyed by number (a few numbers per XAPI query)."""
+    wanted = list(numbers)
+    found: dict[str, dict] = {}
+    for start in range(0, len(wanted), _FILTER_CHUNK):
+        clauses = (odata.eq("Number", n) for n in wanted[start:start + _FILTER_CHUNK])
+        for row in ctx.xapi.list("Users", filter=odata.any_of(*clauses), select=select):
+            found[str(row.get("Number"))] = row
+    return found
+
+
+def require_extensions(ctx: Any, numbers: list[str]) -> None:
+    """Raise NoSuchNumber naming the first of `numbers` that is not an extension on the PBX."""
+    found = users_by_number(ctx, numbers)
+    missing = [n for n in numbers if n not in found]
+    if missing:
+        raise NoSuchNumber(f"extension {missing[0]} does not exist")

@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from gateway.app import create_app
-from gateway.metrics import Metrics
+from gateway.clock import Clock
 from gateway.config import from_dict
 from gateway.live.errors import NoSuchLeg
 from gateway.logs import ACCESS_LOG_FORMAT, RedactingFilter, redact, setup_logging
+from gateway.metrics import Metrics
+from gateway.recordings.links import RecordingLinks
 from gateway.webapi import route
 from gateway.webapi.route import DirectoryCache
 from tests.conftest import ACCESS_KEY
@@ -153,7 +156,10 @@ class _Failing:
 
 
 def _services(config, **parts) -> SimpleNamespace:
-    services = SimpleNamespace(config=config, **parts)
+    """Just enough Services for create_app, with the parts a test replaces."""
+    recordings = SimpleNamespace(mp3_dir=Path(config.recordings.mp3_dir),
+                                 links=RecordingLinks.from_config(config))
+    services = SimpleNamespace(config=config, clock=Clock(), recordings=recordings, **parts)
     services.metrics = Metrics(services)
     return services
 

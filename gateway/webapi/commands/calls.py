@@ -1,0 +1,97 @@
+"""Call control commands: makecall, drop, answer, transfer, join (ext.devices.get lives in extensions.py)."""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
+
+from gateway.pbx import odata
+from gateway.pbx.errors import PbxNotFound, PbxRejected
+from gateway.webapi import answers
+from gateway.webapi.errors import NoSuchNumber, NotPossibleOnV20
+from gateway.webapi.params import Extension, Number, Text
+from gateway.webapi.registry import command
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+def _is_dn(ctx: Services, number: str) -> bool:
+    """Whether any DN (extension, queue, IVR, ...) on the PBX has this number."""
+    return bool(ctx.xapi.list("Peers", filter=odata.eq("Number", number), select="Number"))
+
+
+@contextmanager
+def _known_dn(ctx: Services, number: str) -> Iterator[None]:
+    """Answer NoSuchNumber when Call Control refuses `number` because the PBX has no such DN."""
+    try:
+        yield
+    except PbxNotFound:
+        raise NoSuchNumber(f"{number} does not exist on the PBX") from None
+    except PbxRejected as exc:
+        # Call Control answers 403 for every DN off the API client's monitored list, unknown ones too.
+        if exc.status == 403 and not _is_dn(ctx, number):
+            raise NoSuchNumber(f"{number} does not exist on the PBX") from None
+        raise
+
+
+def _pick_device(devices: list[dict]) -> dict | None:
+    """The device to call from: one the PBX marks as remotely controllable, else the first; None if none."""
+    return next((d for d in devices if d.get("direct_control")), devices[0] if devices else None)
+
+
+@command("makecall", first=Extension(), second=Number())
+def makecall(ctx: Services, first: str, second: str) -> dict:
+    """Ring `first` (an extension, or a queue/IVR/CFD number), then dial `second` when it answers."""
+    with _known_dn(ctx, first):
+        device = _pick_device(ctx.callcontrol.devices(first))
+        if device:  # 3CX's own dialer prefers the device form (V20-API-NOTES §d)
+            ctx.callcontrol.makecall_from_device(first, device["device_id"], second)
+        else:  # queues, IVRs, CFD apps and unregistered extensions: the DN form (004's note)
+            ctx.callcontrol.makecall(first, second)
+    logger.info("makecall %s -> %s via %s", first, second, device["device_id"] if device else "DN")
+    return {"first": first, "second": second}
+
+
+@command("drop", num=Extension(), contact=Text(required=False, max_len=200), external=Number(required=False))
+def drop(ctx: Services, num: str, contact: str | None, external: str | None) -> dict:
+    """Hang up extension `num`'s call, narrowed by device `contact` and far end `external`."""
+    leg = ctx.live.find_leg(num, contact=contact, external=external)
+    ctx.callcontrol.drop(leg.dn, leg.participant_id)
+    logger.info("drop: %s participant %s (call %s)", leg.dn, leg.participant_id, leg.v20_call_id)
+    return answers.result("Drop")
+
+
+@command("answer", num=Extension(), contact=Text(required=False, max_len=200))
+def answer(ctx: Services, num: str, contact: str | None) -> dict:
+    """Answer the call ringing on extension `num` (v20: only on devices with remote control)."""
+    leg = ctx.live.find_leg(num, contact=contact, statuses=("ringing",))
+    if not leg.is_remote_controllable:
+        # Call Control answers only participants with direct_control (uaCSTA) (V20-API-NOTES §d).
+        raise NotPossibleOnV20(f"the device ringing on {num} does not support remote control (uaCSTA); "
+                               "v20 can answer a call only on such devices")
+    ctx.callcontrol.answer(leg.dn, leg.participant_id)
+    logger.info("answer: %s participant %s (call %s)", leg.dn, leg.participant_id, leg.v20_call_id)
+    return answers.result("Answer")
+
+
+@command("transfer", num=Extension(), contact=Text(required=False, max_len=200), dest=Number())
+def transfer(ctx: Services, num: str, contact: str | None, dest: str) -> dict:
+    """Blind-transfer extension `num`'s call to `dest` (a ringing call is diverted instead)."""
+    leg = ctx.live.find_leg(num, contact=contact, statuses=("talking", "ringing"))
+    # transferto works only on a connected participant, divert only on a ringing one (V20-API-NOTES §d).
+    if leg.status == "talking":
+        ctx.callcontrol.transferto(leg.dn, leg.participant_id, dest)
+    else:
+        ctx.callcontrol.divert(leg.dn, leg.participant_id, dest)
+    logger.info("transfer: %s participant %s (%s) -> %s", leg.dn, leg.participant_id, leg.status, dest)
+    return answers.result("Transfer")
+
+
+@command("join", num=Extension())
+def join(ctx: Services, num: str) -> dict:
+    """Join extension `num`'s calls into a conference: not possible on v20."""
+    raise NotPossibleOnV20("v20 Call Control has no join or conference action; "
+                           "calls cannot be merged through the API")

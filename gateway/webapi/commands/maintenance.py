@@ -1,0 +1,28 @@
+"""Server maintenance commands (cfd.reset, csv.reread): v20 offers neither, so both answer 501."""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from gateway.webapi.errors import NotPossibleOnV20
+from gateway.webapi.params import Text
+from gateway.webapi.registry import command
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+@command("cfd.reset", names=Text(required=False, max_len=1000))
+def cfd_reset(ctx: Services, names: str | None) -> dict:
+    """Reload Call Flow Designer scripts `names`: not possible on v20."""
+    raise NotPossibleOnV20("v20's APIs cannot reload Call Flow Designer apps; "
+                           "redeploy the app from the 3CX admin console instead")
+
+
+@command("csv.reread")
+def csv_reread(ctx: Services) -> dict:
+    """Legacy "CSV reload": not possible on v20."""
+    raise NotPossibleOnV20("v20 has no API to re-read a CSV file; import contacts in the 3CX admin "
+                           "console or create them with contact.new")

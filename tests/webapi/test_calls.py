@@ -1,0 +1,180 @@
+"""makecall, drop, answer, transfer, join: Call Control actions against calls the simulator plays."""
+from __future__ import annotations
+
+import pytest
+
+from gateway.sim.scenarios import inbound
+from tests.support.wait import wait_until
+from tests.webapi.shape import examples, same_shape
+
+EXAMPLES = examples()
+CALLER = "+420774852529"
+
+
+def statuses(sim, dn: str) -> list[str]:
+    """The Call Control statuses of `dn`'s participants right now."""
+    return [p["status"] for p in sim.engine.participants(dn)]
+
+
+def leg_status(gateway, dn: str) -> list[str]:
+    """What the gateway's live view knows of `dn`'s legs."""
+    return [leg.status for leg in gateway.live.legs_of(dn)]
+
+
+def makecall_requests(sim) -> list[str]:
+    return [r.path for r in sim.requests if r.method == "POST" and r.path.endswith("/makecall")]
+
+
+def test_makecall_rings_first_from_its_device_and_answers_the_example_shape(sim, webapi):
+    status, answer = webapi("makecall", first="103", second=CALLER)
+
+    assert status == 200
+    assert same_shape(answer, EXAMPLES["makecall"]["answer"])
+    assert answer == {"first": "103", "second": CALLER}
+    assert statuses(sim, "103") == ["Ringing"]
+    assert sim.engine.participants("103")[0]["party_caller_id"] == CALLER
+    [path] = makecall_requests(sim)
+    assert path.startswith("/callcontrol/103/devices/")
+
+
+def test_makecall_from_an_extension_without_devices_uses_the_dn_form(sim, webapi):
+    status, answer = webapi("makecall", first="125", second="101")
+
+    assert (status, answer) == (200, {"first": "125", "second": "101"})
+    assert makecall_requests(sim) == ["/callcontrol/125/makecall"]
+
+
+def test_makecall_from_a_queue_uses_the_dn_form_and_passes_on_the_pbx_answer(sim, webapi):
+    status, answer = webapi("makecall", first="800", second=CALLER)
+
+    assert makecall_requests(sim) == ["/callcontrol/800/makecall"]
+    # The simulator, like a PBX that refuses a queue as the calling side, says why.
+    assert (status, answer["command"]) == (502, "makecall")
+    assert "800" in answer["error"]
+
+
+def test_makecall_from_an_unknown_number_returns_404(sim, webapi):
+    status, answer = webapi("makecall", first="555", second=CALLER)
+
+    assert status == 404
+    assert "555" in answer["error"]
+
+
+def test_makecall_from_an_extension_the_api_client_does_not_monitor_passes_on_the_refusal(sim, webapi):
+    with sim.directory.lock:
+        sim.directory.api_clients[sim.client_id].monitored.remove("103")
+
+    status, answer = webapi("makecall", first="103", second=CALLER)
+
+    assert status == 502
+    assert "monitored" in answer["error"]
+
+
+@pytest.mark.parametrize("params, bad", [
+    ({"first": "103", "second": "call me"}, "second"),
+    ({"first": "+103", "second": CALLER}, "first"),
+    ({"second": CALLER}, "first"),
+], ids=["second not a number", "first not an extension", "first missing"])
+def test_makecall_with_a_bad_parameter_returns_400_naming_it(sim, webapi, params, bad):
+    status, answer = webapi("makecall", **params)
+
+    assert status == 400
+    assert f"'{bad}'" in answer["error"]
+
+
+def test_drop_ends_the_extensions_call(sim, live_gateway, webapi):
+    wait_until(lambda: live_gateway.live.is_live)  # act on the watcher's model, not the fallback
+    sim.play(inbound(CALLER).to_extension("103").rings(1).answered_by("103").talk(600), wait=False)
+    wait_until(lambda: leg_status(live_gateway, "103") == ["talking"])
+
+    status, answer = webapi("drop", num="103", external="852529")
+
+    assert status == 200
+    assert same_shape(answer, EXAMPLES["drop"]["answer"])
+    assert answer == {"result": "Drop"}
+    wait_until(lambda: sim.engine.calls_active() == 0)
+
+
+@pytest.mark.parametrize("params", [{}, {"external": "999"}, {"contact": "sip:999@"}],
+                         ids=["no call", "other far end", "other device"])
+def test_drop_without_a_matching_call_returns_404(sim, live_gateway, webapi, params):
+    wait_until(lambda: live_gateway.live.is_live)  # act on the watcher's model, not the fallback
+    if params:
+        sim.play(inbound(CALLER).to_extension("103").rings(1).answered_by("103").talk(600), wait=False)
+        wait_until(lambda: leg_status(live_gateway, "103") == ["talking"])
+
+    status, answer = webapi("drop", num="103", **params)
+
+    assert status == 404
+    assert "103" in answer["error"]
+
+
+def test_answer_picks_up_on_a_remote_controllable_device(sim, live_gateway, webapi):
+    wait_until(lambda: live_gateway.live.is_live)  # act on the watcher's model, not the fallback
+    sim.play(inbound(CALLER).to_extension("101").rings(600).no_answer(), wait=False)
+    wait_until(lambda: leg_status(live_gateway, "101") == ["ringing"])
+
+    status, answer = webapi("answer", num="101")
+
+    assert status == 200
+    assert same_shape(answer, EXAMPLES["answer"]["answer"])
+    assert answer == {"result": "Answer"}
+    wait_until(lambda: statuses(sim, "101") == ["Connected"])
+
+
+def test_answer_on_an_ordinary_phone_is_not_possible_on_v20(sim, live_gateway, webapi):
+    wait_until(lambda: live_gateway.live.is_live)  # act on the watcher's model, not the fallback
+    sim.play(inbound(CALLER).to_extension("103").rings(600).no_answer(), wait=False)
+    wait_until(lambda: leg_status(live_gateway, "103") == ["ringing"])
+
+    status, answer = webapi("answer", num="103")
+
+    assert status == 501, answer
+    assert "remote control" in answer["error"]
+    assert statuses(sim, "103") == ["Ringing"]
+
+
+def test_transfer_of_a_talking_call_transfers_it(sim, live_gateway, webapi):
+    wait_until(lambda: live_gateway.live.is_live)  # act on the watcher's model, not the fallback
+    sim.play(inbound(CALLER).to_extension("103").rings(1).answered_by("103").talk(600), wait=False)
+    wait_until(lambda: leg_status(live_gateway, "103") == ["talking"])
+
+    status, answer = webapi("transfer", num="103", dest="104")
+
+    assert status == 200, answer
+    assert same_shape(answer, EXAMPLES["transfer"]["answer"])
+    assert answer == {"result": "Transfer"}
+    wait_until(lambda: statuses(sim, "104") == ["Ringing"] and statuses(sim, "103") == [])
+
+
+def test_transfer_of_a_ringing_call_diverts_it(sim, live_gateway, webapi):
+    wait_until(lambda: live_gateway.live.is_live)  # act on the watcher's model, not the fallback
+    sim.play(inbound(CALLER).to_extension("103").rings(600).no_answer(), wait=False)
+    wait_until(lambda: leg_status(live_gateway, "103") == ["ringing"])
+
+    status, answer = webapi("transfer", num="103", dest="104")
+
+    assert (status, answer) == (200, {"result": "Transfer"})
+    wait_until(lambda: statuses(sim, "104") == ["Ringing"] and statuses(sim, "103") == [])
+
+
+def test_transfer_without_a_call_returns_404(sim, webapi):
+    status, answer = webapi("transfer", num="103", dest="104")
+
+    assert status == 404
+
+
+def test_transfer_without_dest_returns_400_naming_it(sim, webapi):
+    status, answer = webapi("transfer", num="103")
+
+    assert status == 400
+    assert "'dest'" in answer["error"]
+
+
+def test_join_is_not_possible_on_v20(sim, webapi):
+    status, answer = webapi("join", num="102")
+
+    assert status == 501
+    assert same_shape(answer, {"error": "", "command": ""})
+    assert "conference" in answer["error"]
+
