@@ -1,0 +1,269 @@
+"""`3cx-gateway doctor`: finds what makes integrations silently do nothing on v20, and says how to fix it.
+
+Each check prints one line, `OK`, `WARN` or `FAIL`, with what it found and, when not OK, what to
+change. FAIL is a blocking problem (the exit status is then 1); WARN degrades part of the service.
+The checks only read: no webhook is sent, no PBX setting is changed. No line shows a secret.
+The one side effect: v20 keeps one token per API client, so the doctor's token replaces a running
+service's; the service gets a new one on its next request and its event stream reconnects and
+resynchronises (V20-API-NOTES §a).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from gateway.clock import Clock
+from gateway.config import Config
+from gateway.pbx.auth import TokenSource
+from gateway.pbx.callcontrol import CallControlClient
+from gateway.pbx.errors import PbxAuthFailed, PbxError, PbxRejected, PbxUnreachable
+from gateway.pbx.http import new_session, redact
+from gateway.pbx.xapi import XapiClient
+
+logger = logging.getLogger(__name__)
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+MAX_LISTED = 20                    # unmonitored numbers named per kind before "and N more"
+API_SETTINGS = "3CX Admin > Integrations > API"
+
+# XAPI entity set -> how the admin calls those numbers, in the order they are reported.
+DIRECTORY_SETS = (("Users", "extensions"), ("Queues", "queues"), ("RingGroups", "ring groups"))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's result: `status` is OK, WARN or FAIL; `message` says what and how to fix it."""
+
+    status: str
+    check: str
+    message: str
+
+
+class _Pbx:
+    """The PBX clients the checks use, built like the service builds them."""
+
+    def __init__(self, config: Config, session: requests.Session) -> None:
+        pbx = config.pbx
+        self.tokens = TokenSource(session, pbx.url, pbx.client_id, pbx.client_secret,
+                                  timeout_s=pbx.timeout_s, clock=Clock())
+        self.xapi = XapiClient(session, pbx.url, self.tokens, timeout_s=pbx.timeout_s)
+        self.callcontrol = CallControlClient(session, pbx.url, self.tokens, timeout_s=pbx.timeout_s)
+
+
+def run_doctor(config: Config, *, out: TextIO | None = None,
+               session: requests.Session | None = None) -> int:
+    """Run every check, print one line each to `out` (stdout); 1 when any check FAILed, else 0."""
+    out = out or sys.stdout
+    findings = diagnose(config, session=session)
+    secrets = config.secrets()
+    for finding in findings:
+        print(redact(f"{finding.status:<4} {finding.check}: {finding.message}", *secrets), file=out)
+    failed = sum(1 for f in findings if f.status == FAIL)
+    warned = sum(1 for f in findings if f.status == WARN)
+    print(f"doctor: {failed} problem(s), {warned} warning(s)", file=out)
+    return 1 if failed else 0
+
+
+def diagnose(config: Config, *, session: requests.Session | None = None) -> list[Finding]:
+    """Every check's Finding, PBX checks first; checks that need an answer earlier ones lack are left out."""
+    own_session = session is None
+    session = session or new_session(verify_tls=config.pbx.verify_tls)
+    try:
+        findings = check_pbx(config, _Pbx(config, session))
+    finally:
+        if own_session:
+            session.close()
+    findings.append(check_webhook_url(config))
+    findings.extend(check_folders(config))
+    findings.extend(check_ffmpeg(config))
+    return findings
+
+
+# --- the PBX ---------------------------------------------------------------------------------
+
+def check_pbx(config: Config, pbx: _Pbx) -> list[Finding]:
+    """Token, API access, version, role and monitored numbers, in the order each depends on the last."""
+    url, client_id = config.pbx.url, config.pbx.client_id
+    try:
+        pbx.tokens.token()
+    except PbxUnreachable as exc:
+        return [Finding(FAIL, "pbx", f"cannot reach the PBX at {url}: {exc}. Check [pbx] url and the network; "
+                                     "with a self-signed certificate set [pbx] verify_tls = false")]
+    except PbxAuthFailed as exc:
+        return [Finding(OK, "pbx", f"the PBX at {url} answers"),
+                Finding(FAIL, "token", f"{exc}. Re-copy the client id and API key from {API_SETTINGS} "
+                                       "into [pbx] client_id and client_secret")]
+    except PbxError as exc:
+        return [Finding(FAIL, "token", f"the PBX at {url} gave no token: {exc}")]
+    token = Finding(OK, "token", f"the PBX accepted API client {client_id!r}")
+
+    xapi = _probe(pbx.xapi.version, "xapi", "3CX Configuration API access")
+    if isinstance(xapi, Finding):
+        findings = [Finding(OK, "pbx", f"the PBX at {url} answers"), token, xapi]
+    else:
+        findings = [_version_finding(url, xapi), token,
+                    Finding(OK, "xapi", "Configuration API access is enabled")]
+    states = _probe(pbx.callcontrol.all_states, "callcontrol", "3CX Call Control API access")
+    if isinstance(states, Finding):
+        findings.append(states)
+    else:
+        findings.append(Finding(OK, "callcontrol", "Call Control API access is enabled"))
+    if isinstance(xapi, Finding):
+        return findings
+
+    findings.append(check_role(config, pbx.xapi))
+    if not isinstance(states, Finding):
+        findings.append(check_monitored(pbx.xapi, states))
+    return findings
+
+
+def _probe(call: Callable[[], object], check: str, tick: str) -> object:
+    """`call()`'s answer, or the FAIL Finding that explains why the API refused or failed."""
+    try:
+        return call()
+    except PbxRejected as exc:
+        if exc.status == 403:
+            return Finding(FAIL, check, f"the API client may not use this API (403). Tick \"{tick}\" "
+                                        f"for the client in {API_SETTINGS}")
+        return Finding(FAIL, check, f"the PBX refused the request: {exc}")
+    except PbxError as exc:
+        return Finding(FAIL, check, str(exc))
+
+
+def _version_finding(url: str, version: object) -> Finding:
+    if not version:
+        return Finding(OK, "pbx", f"the PBX at {url} answers (it did not say its version)")
+    major = str(version).split(".", 1)[0]
+    if major.isdigit() and int(major) < 20:
+        return Finding(FAIL, "pbx", f"the PBX at {url} runs 3CX {version}; the gateway needs 3CX v20")
+    return Finding(OK, "pbx", f"the PBX at {url} answers; 3CX version {version}")
+
+
+def check_role(config: Config, xapi: XapiClient) -> Finding:
+    """Recordings and call history need the System Owner role; a lower role answers 403."""
+    try:
+        xapi.list("Recordings", select="Id", top=1)
+    except PbxRejected as exc:
+        if exc.status != 403:
+            return Finding(WARN, "role", f"cannot list recordings: {exc}")
+        # Without recordings the FILES webhook never comes: blocking when recordings are on.
+        status = FAIL if config.recordings.enabled else WARN
+        return Finding(status, "role", "the API client's role is below System Owner (403 on Recordings): "
+                                       "no recordings and no call history. Give it the System Owner role "
+                                       f"in {API_SETTINGS}")
+    except PbxError as exc:
+        return Finding(WARN, "role", f"cannot list recordings: {exc}")
+    return Finding(OK, "role", "the API client may read recordings (System Owner)")
+
+
+def check_monitored(xapi: XapiClient, states: object) -> Finding:
+    """Numbers that exist but are not in the API client's "Extensions to monitor" give no events."""
+    monitored = {str(state.get("dn")) for state in states if isinstance(state, dict)} \
+        if isinstance(states, list) else set()
+    missing: list[str] = []
+    counts: list[str] = []
+    for entity_set, kind in DIRECTORY_SETS:
+        try:
+            numbers = sorted(str(row.get("Number")) for row in xapi.list(entity_set, select="Number")
+                             if row.get("Number"))
+        except PbxError as exc:
+            return Finding(WARN, "monitored", f"cannot list {kind}: {exc}")
+        unmonitored = [n for n in numbers if n not in monitored]
+        counts.append(f"{len(numbers) - len(unmonitored)} of {len(numbers)} {kind}")
+        if unmonitored:
+            shown = ", ".join(unmonitored[:MAX_LISTED])
+            more = f" and {len(unmonitored) - MAX_LISTED} more" if len(unmonitored) > MAX_LISTED else ""
+            missing.append(f"{kind} {shown}{more}")
+    if missing:
+        return Finding(WARN, "monitored", f"not monitored, so their calls send no webhooks and show no live "
+                                          f"state: {'; '.join(missing)}. Add them to \"Extensions to "
+                                          f"monitor\" of the API client in {API_SETTINGS}")
+    return Finding(OK, "monitored", f"the API client monitors {', '.join(counts)}")
+
+
+# --- webhooks, folders, ffmpeg ----------------------------------------------------------------
+
+def check_webhook_url(config: Config) -> Finding:
+    """A HEAD request (no event is sent); any HTTP answer, even 404 or 405, counts as reachable."""
+    url = config.webhooks.url
+    if not url:
+        return Finding(WARN, "webhooks", "[webhooks] url is empty: no webhooks are sent")
+    shown = _without_query(url)
+    try:
+        response = requests.head(url, timeout=config.webhooks.timeout_s, allow_redirects=False,
+                                 headers={"User-Agent": "3cx-gateway doctor"})
+    except requests.RequestException as exc:
+        return Finding(WARN, "webhooks", f"cannot reach {shown} ({type(exc).__name__}): webhooks wait in the "
+                                         f"outbox and are retried for {config.webhooks.retry_hours} h. Check "
+                                         "[webhooks] url, DNS and the firewall")
+    return Finding(OK, "webhooks", f"{shown} answers (HTTP {response.status_code} to HEAD)")
+
+
+def _without_query(url: str) -> str:
+    """The URL without query and fragment, which may hold a receiver's token."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def check_folders(config: Config) -> list[Finding]:
+    """The state folder (webhook outbox) and, with recordings on, the MP3 folder must be writable."""
+    findings = [_writable("state_dir", Path(config.storage.state_dir), "[storage] state_dir")]
+    if config.recordings.enabled:
+        findings.append(_writable("mp3_dir", Path(config.recordings.mp3_dir), "[recordings] mp3_dir"))
+    return findings
+
+
+def _writable(check: str, path: Path, key: str) -> Finding:
+    user = _user_name()
+    # root may write anywhere; only the service user's own run says whether the service can.
+    as_root = " (checked as root: run `sudo -u 3cx-gateway 3cx-gateway doctor` for the service's view)" \
+        if os.geteuid() == 0 else ""
+    if path.exists() and not path.is_dir():
+        return Finding(FAIL, check, f"{key} {path} is not a folder")
+    if not path.exists():
+        parent = next((p for p in path.parents if p.exists()), None)
+        if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            return Finding(FAIL, check, f"{key} {path} does not exist and {user} cannot create it")
+        return Finding(OK, check, f"{key} {path} does not exist yet; {user} can create it{as_root}")
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return Finding(FAIL, check, f"{user} cannot write to {key} {path} ({exc.strerror}). Make it "
+                                    "writable by the service user (3cx-gateway)")
+    return Finding(OK, check, f"{key} {path} is writable by {user}{as_root}")
+
+
+def _user_name() -> str:
+    try:
+        import pwd
+        return f"user {pwd.getpwuid(os.geteuid()).pw_name}"
+    except (ImportError, KeyError):
+        return "this user"
+
+
+def check_ffmpeg(config: Config) -> list[Finding]:
+    """ffmpeg converts recordings to MP3 and ffprobe reads their length."""
+    findings = []
+    for program in ("ffmpeg", "ffprobe"):
+        path = shutil.which(program)
+        if path:
+            findings.append(Finding(OK, program, f"found at {path}"))
+        elif config.recordings.enabled:
+            findings.append(Finding(FAIL, program, f"{program} is not installed: recordings cannot be "
+                                                   "converted. Install it: apt-get install ffmpeg"))
+        else:
+            findings.append(Finding(WARN, program, f"{program} is not installed (recordings are off)"))
+    return findings
