@@ -38,13 +38,12 @@ def command_status(doc: str) -> tuple[str, str]:
     """(status, summary) from a command docstring."""
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", doc) if p.strip()]
     summary = paragraphs[0]
-    for paragraph in paragraphs[1:]:
-        if paragraph.startswith("Not possible on v20:"):
-            return "501", paragraph.removeprefix("Not possible on v20:").strip()
-        if paragraph.startswith("Difference on v20:"):
-            return "difference", f"{summary} {paragraph.removeprefix('Difference on v20:').strip()}"
-    if summary.startswith("Not possible on v20:"):
-        return "501", summary.removeprefix("Not possible on v20:").strip()
+    for paragraph in paragraphs:
+        for prefix, status, label in (("Not possible on v20:", "501", "Not possible:"),
+                                      ("Difference on v20:", "difference", "Difference:")):
+            if paragraph.startswith(prefix):
+                note = f"**{label}** {paragraph.removeprefix(prefix).strip()}"
+                return status, note if paragraph is summary else f"{summary} {note}"
     return "works", summary
 
 

@@ -44,7 +44,11 @@ def _pick_device(devices: list[dict]) -> dict | None:
 
 @command("makecall", first=Extension(), second=Number())
 def makecall(ctx: Services, first: str, second: str) -> dict:
-    """Ring `first` (an extension, or a queue/IVR/CFD number), then dial `second` when it answers."""
+    """Ring `first` (an extension, or a queue/IVR/CFD number), then dial `second` when it answers.
+
+    Difference on v20: an extension with devices rings one device (a remotely controllable one if
+    the PBX marks it, else the first), where v18 rang the extension.
+    """
     with _known_dn(ctx, first):
         device = _pick_device(ctx.callcontrol.devices(first))
         if device:  # 3CX's own dialer prefers the device form (V20-API-NOTES §d)
@@ -66,7 +70,11 @@ def drop(ctx: Services, num: str, contact: str | None, external: str | None) -> 
 
 @command("answer", num=Extension(), contact=Text(required=False, max_len=200))
 def answer(ctx: Services, num: str, contact: str | None) -> dict:
-    """Answer the call ringing on extension `num` (v20: only on devices with remote control)."""
+    """Answer the call ringing on extension `num`.
+
+    Difference on v20: only devices with remote control (uaCSTA) can be answered; others answer
+    501 saying so.
+    """
     leg = ctx.live.find_leg(num, contact=contact, statuses=("ringing",))
     if not leg.is_remote_controllable:
         # Call Control answers only participants with direct_control (uaCSTA) (V20-API-NOTES §d).
@@ -92,6 +100,9 @@ def transfer(ctx: Services, num: str, contact: str | None, dest: str) -> dict:
 
 @command("join", num=Extension())
 def join(ctx: Services, num: str) -> dict:
-    """Join extension `num`'s calls into a conference: not possible on v20."""
+    """Join extension `num`'s calls into a conference.
+
+    Not possible on v20: Call Control has no conference or join primitive.
+    """
     raise NotPossibleOnV20("v20 Call Control has no join or conference action; "
                            "calls cannot be merged through the API")

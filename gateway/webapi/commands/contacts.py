@@ -85,7 +85,10 @@ def contact_new(ctx: Services, firstname: str | None, lastname: str | None, comp
                 phone: str | None, data0: str | None, data1: str | None, data2: str | None,
                 data3: str | None, data4: str | None, data5: str | None, data6: str | None,
                 data7: str | None, data8: str | None, data9: str | None) -> dict:
-    """Create a phonebook contact; data2 (Home2) and data8 (Homefax) have no v20 field and are dropped."""
+    """Create a phonebook contact from firstname, lastname, company, phone and data0-data9.
+
+    Difference on v20: data2 (Home2) and data8 (Homefax) have no v20 field and are dropped.
+    """
     body = _v20_fields(dict(locals()))  # the legacy parameters, by name
     created = ctx.xapi.post("/Contacts", body) or {}
     logger.info("contact %s created", created.get("Id"))
@@ -106,7 +109,10 @@ def contact_update(ctx: Services, id: int, firstname: str | None, lastname: str 
                    company: str | None, phone: str | None, data0: str | None, data1: str | None,
                    data2: str | None, data3: str | None, data4: str | None, data5: str | None,
                    data6: str | None, data7: str | None, data8: str | None, data9: str | None) -> dict:
-    """Change the given fields of contact `id` (same fields as contact.new; others stay)."""
+    """Change the given fields of contact `id` (same fields as contact.new; others stay).
+
+    Difference on v20: data2 (Home2) and data8 (Homefax) have no v20 field and are dropped.
+    """
     body = _v20_fields(dict(locals()))  # the legacy parameters, by name
     with _existing(id):
         if body:
@@ -119,7 +125,10 @@ def contact_update(ctx: Services, id: int, firstname: str | None, lastname: str 
 
 @command("contact.get", id=Integer(minimum=1))
 def contact_get(ctx: Services, id: int) -> dict:
-    """Contact `id` with 004's keys; crmContactData, data2 and data8 are always "" on v20."""
+    """Contact `id` with 004's keys.
+
+    Difference on v20: crmContactData, data2 (Home2) and data8 (Homefax) are always "".
+    """
     with _existing(id):
         row = ctx.xapi.get(f"/Contacts({id})")
     value = {name: str(row.get(field) or "") if field else "" for name, field in FIELDS.items()}

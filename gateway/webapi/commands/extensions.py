@@ -93,7 +93,7 @@ def ext_info_get(ctx: Services, num: str) -> dict:
 def ext_state_get(ctx: Services, num: str) -> dict:
     """Extension `num`'s registration, Free/Busy, forwarding profile and queue login status.
 
-    v20 keeps one login status for all queues, so each queue the extension is an agent of reports it.
+    Difference on v20: v20 keeps one login status for all queues, so each qStatus entry reports it.
     """
     user = lookup.user(ctx, num, select="Number,IsRegistered,CurrentProfileName,QueueStatus")
     logged_in = user.get("QueueStatus") == "LoggedIn"
@@ -171,7 +171,8 @@ def ext_options_set(ctx: Services, num: str, enabled: bool | None, external: boo
 def ext_devices_get(ctx: Services, num: str) -> dict:
     """Extension `num`'s registered phones and apps: user agent and SIP contact (the device id).
 
-    Call Control shows devices only of DNs the API client monitors; others answer 502 saying so.
+    Difference on v20: Call Control shows devices only of DNs the API client monitors; others
+    answer 502 saying so.
     """
     lookup.user(ctx, num, select="Id,Number")  # an unknown number answers 404, not the PBX's 403
     devices = ctx.callcontrol.devices(num)
@@ -235,8 +236,8 @@ def ext_update(ctx: Services, num: str, enabled: bool | None, firstname: str | N
                internal: bool | None, noanswertimeout: int | None) -> dict:
     """Update extension `num`'s fields (names, email, mobile, auth, caller id, recording, voicemail...).
 
-    recordcalls 0/1/2 = off/all/external; noanswertimeout applies to every forwarding profile;
-    reinvite and replaces have no v20 counterpart and are ignored.
+    Difference on v20: recordcalls 0/1/2 = off/all/external; noanswertimeout applies to every
+    forwarding profile; reinvite and replaces have no v20 counterpart and are ignored.
     """
     args = {name: value for name, value in locals().items() if name not in ("ctx", "num")}
     change = _update_fields(args)

@@ -16,13 +16,19 @@ logger = logging.getLogger(__name__)
 
 @command("cfd.reset", names=Text(required=False, max_len=1000))
 def cfd_reset(ctx: Services, names: str | None) -> dict:
-    """Reload Call Flow Designer scripts `names`: not possible on v20."""
+    """Reload Call Flow Designer scripts `names`.
+
+    Not possible on v20: v20 has no API to reload Call Flow Designer scripts.
+    """
     raise NotPossibleOnV20("v20's APIs cannot reload Call Flow Designer apps; "
                            "redeploy the app from the 3CX admin console instead")
 
 
 @command("csv.reread")
 def csv_reread(ctx: Services) -> dict:
-    """Legacy "CSV reload": not possible on v20."""
+    """Re-read the legacy product's CSV files.
+
+    Not possible on v20: v20 has no CSV re-read; the phonebook is managed through contact.*.
+    """
     raise NotPossibleOnV20("v20 has no API to re-read a CSV file; import contacts in the 3CX admin "
                            "console or create them with contact.new")

@@ -90,7 +90,10 @@ def _connection(leg: Leg) -> dict:
 
 @command("pbx.calls.get")
 def pbx_calls_get(ctx: Services) -> dict:
-    """The number of calls in progress: the live model's count when live, else SystemStatus.CallsActive."""
+    """The number of calls in progress: the live model's count when live, else SystemStatus.CallsActive.
+
+    Difference on v20: while the event stream is up, only calls that touch a monitored DN count.
+    """
     if ctx.live.is_live:
         return answers.result(len(ctx.live.calls()))
     status = ctx.xapi.get("/SystemStatus") or {}
@@ -99,7 +102,11 @@ def pbx_calls_get(ctx: Services) -> dict:
 
 @command("pbx.ac.get")
 def pbx_ac_get(ctx: Services) -> dict:
-    """Active connections grouped by call: callID, direction, DID and each monitored leg's connection."""
+    """Active connections grouped by call: callID, direction, DID and each monitored leg's connection.
+
+    Difference on v20: only monitored DNs appear; dnType is extension, queue, ringgroup, ivr or
+    external; direction "External" and "FromInternal" are never produced.
+    """
     calls = ctx.live.calls()
     return {
         "count": len(calls),
@@ -153,6 +160,9 @@ def _call_info(call: Call) -> dict:
 
 @command("pbx.callsinfo.get")
 def pbx_callsinfo_get(ctx: Services) -> dict:
-    """Calls in progress with state, start/answer times (UTC), DID, owner, talkTo and routingTo."""
+    """Calls in progress with state, start/answer times (UTC), DID, owner, talkTo and routingTo.
+
+    Difference on v20: only calls that touch a monitored DN appear (see pbx.ac.get for dnType).
+    """
     calls = ctx.live.calls()
     return {"count": len(calls), "callsInfo": [_call_info(call) for call in calls]}

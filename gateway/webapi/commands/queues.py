@@ -61,7 +61,10 @@ def _queue_fields(name: str | None, strategy: str | None, master_timeout_s: int 
 
 @command("queue.members.get", num=Extension())
 def queue_members_get(ctx: Services, num: str) -> dict:
-    """Queue `num`'s agents with names and queue login status (v20: the agent's global status)."""
+    """Queue `num`'s agents with names and queue login status.
+
+    Difference on v20: loggedIn is the agent's global queue status (v20 has no per-queue login).
+    """
     return answers.members(_agents(ctx, num))
 
 
@@ -73,7 +76,10 @@ def queue_free_get(ctx: Services, num: str) -> dict:
 
 @command("queue.talk.get", num=Extension())
 def queue_talk_get(ctx: Services, num: str) -> dict:
-    """Queue `num`'s agents who are talking right now (on any call)."""
+    """Queue `num`'s agents who are talking right now.
+
+    Difference on v20: an agent talking on any call counts, not only on this queue's calls.
+    """
     return answers.members([a for a in _agents(ctx, num) if _is_talking(ctx, a["num"])])
 
 
