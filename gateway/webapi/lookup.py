@@ -53,3 +53,13 @@ def require_extensions(ctx: Any, numbers: list[str]) -> None:
     missing = [n for n in numbers if n not in found]
     if missing:
         raise NoSuchNumber(f"extension {missing[0]} does not exist")
+
+
+def replace_members(ctx: Any, entity_set: str, entity: dict, collection: str, numbers: list[str]) -> None:
+    """Set `entity`'s `collection` (Members, Agents, Managers) to the extensions `numbers`.
+
+    Every number must be an extension (NoSuchNumber names the first that is not). A collection in a
+    PATCH body replaces the whole collection (V20-API-NOTES §0, §c), so an empty list empties it.
+    """
+    require_extensions(ctx, numbers)
+    ctx.xapi.patch(f"/{entity_set}({entity['Id']})", {collection: [{"Number": n} for n in numbers]})

@@ -34,8 +34,6 @@ def group_free_get(ctx: Services, num: str) -> dict:
 def group_members_set(ctx: Services, num: str, members: list[str]) -> dict:
     """Replace ring group `num`'s members with the extensions `members` (comma-separated; may be empty)."""
     group = lookup.ring_group(ctx, num, select="Id,Number")
-    lookup.require_extensions(ctx, members)
-    # A collection in a PATCH body replaces the whole collection (V20-API-NOTES §0, §c).
-    ctx.xapi.patch(f"/RingGroups({group['Id']})", {"Members": [{"Number": n} for n in members]})
+    lookup.replace_members(ctx, "RingGroups", group, "Members", members)
     logger.info("ring group %s: members set to %s", num, ",".join(members))
     return answers.result(True)

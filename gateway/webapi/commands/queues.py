@@ -93,9 +93,7 @@ def queue_isfree_get(ctx: Services, num: str) -> dict:
 def queue_agents_set(ctx: Services, num: str, members: list[str]) -> dict:
     """Replace queue `num`'s agents with the extensions `members` (comma-separated; may be empty)."""
     queue = lookup.queue(ctx, num, select="Id,Number")
-    lookup.require_extensions(ctx, members)
-    # A collection in a PATCH body replaces the whole collection (V20-API-NOTES §c).
-    ctx.xapi.patch(f"/Queues({queue['Id']})", {"Agents": [{"Number": n} for n in members]})
+    lookup.replace_members(ctx, "Queues", queue, "Agents", members)
     logger.info("queue %s: agents set to %s", num, ",".join(members))
     return answers.result(True)
 
@@ -104,8 +102,7 @@ def queue_agents_set(ctx: Services, num: str, members: list[str]) -> dict:
 def queue_managers_set(ctx: Services, num: str, managers: list[str]) -> dict:
     """Replace queue `num`'s managers with the extensions `managers` (comma-separated; may be empty)."""
     queue = lookup.queue(ctx, num, select="Id,Number")
-    lookup.require_extensions(ctx, managers)
-    ctx.xapi.patch(f"/Queues({queue['Id']})", {"Managers": [{"Number": n} for n in managers]})
+    lookup.replace_members(ctx, "Queues", queue, "Managers", managers)
     logger.info("queue %s: managers set to %s", num, ",".join(managers))
     return answers.result(True)
 
@@ -141,7 +138,6 @@ def queue_update(ctx: Services, num: str, name: str | None, pollingstrategy: str
         ctx.xapi.patch(f"/Queues({queue['Id']})", fields)
     logger.info("queue %s updated: %s", num, ",".join(fields))
     return answers.result("Update queue")
-
 
 
 @command("queue.del", write=True, num=Extension())
