@@ -152,6 +152,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "tls_key": (optional_path, "", "PEM private key for tls_cert"),
         "threads": (positive_int, "16", "Request threads of the single worker process"),
         "cache_s": (seconds, "5", "How long directory answers (lists, members) may be cached"),
+        "state_cache_s": (seconds, "1", "How long extension state read from the PBX (registration, status) may be reused"),
     },
     "webhooks": {
         "url": (optional_url, "", "Where webhooks go; empty turns webhooks off"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import requests
 
+from gateway.cache import TtlCache
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.live.model import CallTable
@@ -32,6 +33,7 @@ class Services:
         self.config = config
         self.clock = clock or Clock()
         self.http = session or new_session(verify_tls=pbx.verify_tls)
+        self.cache = TtlCache(config.webapi.cache_s)
         self.metrics = Metrics(self)
         self.metrics.watch_session(self.http)
         self.tokens = TokenSource(self.http, pbx.url, pbx.client_id, pbx.client_secret,

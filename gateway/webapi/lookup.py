@@ -1,11 +1,13 @@
 """Find a PBX entity by its legacy number, answering NoSuchNumber (404) when there is none."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from gateway.pbx import odata
 from gateway.pbx.errors import PbxNotFound
 from gateway.webapi.errors import NoSuchNumber
+
+T = TypeVar("T")
 
 # XAPI entity set -> the word a legacy client understands in "... does not exist"
 _WHAT = {"Users": "extension", "Queues": "queue", "RingGroups": "ring group",
@@ -63,3 +65,10 @@ def replace_members(ctx: Any, entity_set: str, entity: dict, collection: str, nu
     """
     require_extensions(ctx, numbers)
     ctx.xapi.patch(f"/{entity_set}({entity['Id']})", {collection: [{"Number": n} for n in numbers]})
+
+
+def cached(ctx: Any, key: tuple, load: Callable[[], T], *, is_state: bool = False) -> T:
+    """`load()` through the shared read cache: configuration for [webapi] cache_s, extension state
+    (registration, forwarding status, queue login) for [webapi] state_cache_s. Write commands clear it."""
+    ttl_s = ctx.config.webapi.state_cache_s if is_state else None
+    return ctx.cache.get_or_load(("read", *key), load, ttl_s)

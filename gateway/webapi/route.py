@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Hashable
+from typing import TYPE_CHECKING, Any, Callable
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
@@ -45,44 +44,11 @@ MAX_NAME_SHOWN = 64
 RequestListener = Callable[[str, int, float], None]
 
 
-class DirectoryCache:
-    """A small TTL cache of command answers keyed by (command, arguments); thread-safe."""
-
-    def __init__(self, ttl_s: float, *, now: Callable[[], float] = time.monotonic) -> None:
-        self._ttl_s = ttl_s
-        self._now = now
-        self._lock = threading.Lock()
-        self._entries: dict[Hashable, tuple[float, dict]] = {}
-
-    @staticmethod
-    def key(name: str, args: dict[str, Any]) -> Hashable:
-        return name, tuple(sorted((k, repr(v)) for k, v in args.items()))
-
-    def get(self, key: Hashable) -> dict | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if self._now() - entry[0] >= self._ttl_s:
-                del self._entries[key]
-                return None
-            return entry[1]
-
-    def put(self, key: Hashable, answer: dict) -> None:
-        with self._lock:
-            self._entries[key] = (self._now(), answer)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
 class WebApi:
-    """Per-app state of the WebAPI routes: the services, the cache and the request listeners."""
+    """Per-app state of the WebAPI routes: the services and the request listeners."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.cache = DirectoryCache(services.config.webapi.cache_s)
         self.listeners: list[RequestListener] = []
 
     def is_key_valid(self, key: str) -> bool:
@@ -99,18 +65,13 @@ class WebApi:
     def run(self, command: Command, args: dict[str, Any]) -> dict:
         """Call `command`, through the cache when it is a directory command."""
         if command.name in CACHED_COMMANDS:
-            key = self.cache.key(command.name, args)
-            cached = self.cache.get(key)
-            if cached is not None:
-                return cached
-            answer = command.function(self.services, **args)
-            self.cache.put(key, answer)
-            return answer
+            key = ("answer", command.name, tuple(sorted((k, repr(v)) for k, v in args.items())))
+            return self.services.cache.get_or_load(key, lambda: command.function(self.services, **args))
         try:
             return command.function(self.services, **args)
         finally:
             if command.is_write:
-                self.cache.clear()
+                self.services.cache.clear()
 
 
 def subscribe(app: Flask, listener: RequestListener) -> None:

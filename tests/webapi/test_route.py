@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from gateway.app import create_app
+from gateway.cache import TtlCache
 from gateway.clock import Clock
 from gateway.config import from_dict
 from gateway.live.errors import NoSuchLeg
@@ -16,8 +17,9 @@ from gateway.logs import ACCESS_LOG_FORMAT, RedactingFilter, redact, setup_loggi
 from gateway.metrics import Metrics
 from gateway.recordings.links import RecordingLinks
 from gateway.webapi import route
-from gateway.webapi.route import DirectoryCache
+from gateway.sim.scenarios import inbound
 from tests.conftest import ACCESS_KEY
+from tests.support.wait import wait_until
 from tests.webapi.shape import examples
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiI5MDAiLCJleHAiOjE5OTk5OTk5OTl9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
@@ -159,7 +161,8 @@ def _services(config, **parts) -> SimpleNamespace:
     """Just enough Services for create_app, with the parts a test replaces."""
     recordings = SimpleNamespace(mp3_dir=Path(config.recordings.mp3_dir),
                                  links=RecordingLinks.from_config(config))
-    services = SimpleNamespace(config=config, clock=Clock(), recordings=recordings, **parts)
+    services = SimpleNamespace(config=config, clock=Clock(), recordings=recordings,
+                               cache=TtlCache(config.webapi.cache_s), **parts)
     services.metrics = Metrics(services)
     return services
 
@@ -190,38 +193,6 @@ def test_no_such_leg_returns_404(config):
 
 # --- directory cache ------------------------------------------------------------------------------
 
-class _Now:
-    """A settable monotonic clock for DirectoryCache."""
-
-    def __init__(self) -> None:
-        self.value = 100.0
-
-    def __call__(self) -> float:
-        return self.value
-
-
-def test_cache_entry_expires_after_ttl():
-    now = _Now()
-    cache = DirectoryCache(5.0, now=now)
-    key = cache.key("all.ext.get", {})
-    cache.put(key, {"nums": ["100"]})
-
-    now.value += 4.9
-    fresh = cache.get(key)
-    now.value += 0.1
-    stale = cache.get(key)
-
-    assert fresh == {"nums": ["100"]}
-    assert stale is None
-
-
-def test_cache_key_separates_arguments():
-    cache = DirectoryCache(5.0)
-    cache.put(cache.key("extgroup.members.get", {"name": "Sales"}), {"count": 0, "members": []})
-
-    assert cache.get(cache.key("extgroup.members.get", {"name": "Support"})) is None
-
-
 def test_directory_answer_is_cached(sim, webapi):
     webapi("all.queue.get")
     before = len(xapi_requests(sim))
@@ -241,13 +212,39 @@ def test_write_command_clears_the_cache(sim, webapi):
     assert "150" in answer["nums"]
 
 
-def test_live_state_is_not_cached(sim, webapi):
+def test_extension_state_is_reused_for_state_cache_s_only(sim, gateway, webapi):
+    now = _Now()
+    gateway.cache = TtlCache(gateway.config.webapi.cache_s, now=now)
     webapi("ext.state.get", num="102")
-    before = len(xapi_requests(sim))
+    first = len(xapi_requests(sim))
 
     webapi("ext.state.get", num="102")
+    reused = len(xapi_requests(sim))
+    now.value += gateway.config.webapi.state_cache_s
+    webapi("ext.state.get", num="102")
 
-    assert len(xapi_requests(sim)) > before
+    assert reused == first
+    assert len(xapi_requests(sim)) > reused
+
+
+def test_live_call_state_is_never_cached(sim, live_gateway, webapi):
+    wait_until(lambda: live_gateway.live.is_live)
+    _, before = webapi("ext.state.get", num="102")
+
+    sim.play(inbound("+420774852529").to_extension("102").talk(30), wait=False)
+    wait_until(lambda: webapi("ext.state.get", num="102")[1]["status"] == "Busy")
+
+    assert before["status"] == "Free"
+
+
+class _Now:
+    """A settable monotonic clock for TtlCache."""
+
+    def __init__(self) -> None:
+        self.value = 100.0
+
+    def __call__(self) -> float:
+        return self.value
 
 
 # --- request listeners ----------------------------------------------------------------------------

@@ -95,9 +95,11 @@ def ext_state_get(ctx: Services, num: str) -> dict:
 
     Difference on v20: v20 keeps one login status for all queues, so each qStatus entry reports it.
     """
-    user = lookup.user(ctx, num, select="Number,IsRegistered,CurrentProfileName,QueueStatus")
+    user = lookup.cached(ctx, ("user-state", num), lambda: lookup.user(
+        ctx, num, select="Number,IsRegistered,CurrentProfileName,QueueStatus"), is_state=True)
     logged_in = user.get("QueueStatus") == "LoggedIn"
-    queues = ctx.xapi.list("Queues", select="Id,Number", expand="Agents")
+    queues = lookup.cached(ctx, ("queues-agents",), lambda: ctx.xapi.list(
+        "Queues", select="Id,Number", expand="Agents"))
     return {
         "num": str(user["Number"]),
         "registered": bool(user.get("IsRegistered")),

@@ -22,9 +22,11 @@ def _agents(ctx: Services, num: str) -> list[dict]:
     v20 keeps no per-queue login state (V20-API-NOTES §b), so `loggedIn` is the agent's global
     `QueueStatus`.
     """
-    queue = lookup.queue(ctx, num, select="Id,Number", expand="Agents")
+    queue = lookup.cached(ctx, ("queue-agents", num), lambda: lookup.queue(
+        ctx, num, select="Id,Number", expand="Agents"))
     numbers = [str(agent["Number"]) for agent in queue.get("Agents") or []]
-    users = lookup.users_by_number(ctx, numbers, select="Number,FirstName,LastName,QueueStatus")
+    users = lookup.cached(ctx, ("users-state", *numbers), lambda: lookup.users_by_number(
+        ctx, numbers, select="Number,FirstName,LastName,QueueStatus"), is_state=True)
     rows = [(n, users.get(n, {})) for n in numbers]
     return [answers.queue_member(n, u.get("FirstName", ""), u.get("LastName", ""),
                                  u.get("QueueStatus") == "LoggedIn") for n, u in rows]
