@@ -11,20 +11,17 @@ call times) are real UTC wall time.
 """
 from __future__ import annotations
 
-import array
-import heapq
-import io
 import itertools
 import logging
-import math
 import threading
 import time
-import wave
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
 
 from gateway.sim.model import Directory, Recording, User
+from gateway.sim.timing import Scheduler, Timer, VirtualClock
+from gateway.sim.wav import tone_wav
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +37,6 @@ RECORDING_DN_TYPES = {"Wextension": 0, "Wexternalline": 1, "Wqueue": 4, "Wivr": 
 
 RING_ALL_STRATEGIES = frozenset({"RingAll", "Paging"})
 
-SAMPLE_RATE = 8000
 
 
 class ActionRefused(Exception):
@@ -59,99 +55,6 @@ class Subscriber(Protocol):
     def wants(self, dn: str) -> bool: ...
 
     def push(self, event_type: int, entity: str) -> None: ...
-
-
-# --- time -------------------------------------------------------------------------------------
-
-class VirtualClock:
-    """Simulated seconds: `time_scale` of them pass per real second."""
-
-    def __init__(self, time_scale: float) -> None:
-        if time_scale <= 0:
-            raise ValueError("time_scale must be positive")
-        self.time_scale = float(time_scale)
-        self._origin = time.monotonic()
-
-    def now(self) -> float:
-        """Simulated seconds since the clock was made."""
-        return (time.monotonic() - self._origin) * self.time_scale
-
-    def real_seconds(self, sim_s: float) -> float:
-        return max(0.0, sim_s) / self.time_scale
-
-
-class Timer:
-    """A scheduled callback; `cancel()` stops it from running."""
-
-    __slots__ = ("due", "fn", "args", "is_cancelled")
-
-    def __init__(self, due: float, fn: Callable[..., None], args: tuple) -> None:
-        self.due = due
-        self.fn = fn
-        self.args = args
-        self.is_cancelled = False
-
-    def cancel(self) -> None:
-        self.is_cancelled = True
-
-
-class Scheduler:
-    """Runs callbacks after simulated delays, in due order, on one daemon thread."""
-
-    def __init__(self, clock: VirtualClock) -> None:
-        self._clock = clock
-        self._heap: list[tuple[float, int, Timer]] = []
-        self._seq = itertools.count()
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="sim-scheduler", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout_s: float) -> None:
-        self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        if self._thread:
-            self._thread.join(timeout_s)
-
-    def call_later(self, sim_delay_s: float, fn: Callable[..., None], *args: Any) -> Timer:
-        """Run `fn(*args)` after `sim_delay_s` simulated seconds."""
-        timer = Timer(time.monotonic() + self._clock.real_seconds(sim_delay_s), fn, args)
-        with self._cond:
-            heapq.heappush(self._heap, (timer.due, next(self._seq), timer))
-            if self._heap[0][2] is timer:
-                self._cond.notify()
-        return timer
-
-    def clear(self) -> None:
-        """Cancel everything pending."""
-        with self._cond:
-            for _, _, timer in self._heap:
-                timer.cancel()
-            self._heap.clear()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with self._cond:
-                now = time.monotonic()
-                due: list[Timer] = []
-                while self._heap and self._heap[0][0] <= now:
-                    due.append(heapq.heappop(self._heap)[2])
-                if not due:
-                    wait_s = self._heap[0][0] - now if self._heap else 0.5
-                    self._cond.wait(min(wait_s, 0.5))
-                    continue
-            for timer in due:
-                if timer.is_cancelled:
-                    continue
-                try:
-                    timer.fn(*timer.args)
-                except Exception:  # one bad callback must not stop the PBX
-                    logger.exception("scheduled callback %s failed", getattr(timer.fn, "__name__", timer.fn))
 
 
 # --- state ------------------------------------------------------------------------------------
@@ -1163,36 +1066,3 @@ def _display_name(user: User) -> str:
 def _no_answer_s(user: User) -> float:
     profile = next((p for p in user.profiles if p.name == user.current_profile), None)
     return float(profile.no_answer_timeout_s if profile else 20)
-
-
-_TONE_SECOND: bytes | None = None
-
-
-def _tone_second() -> bytes:
-    global _TONE_SECOND  # a cache of constant bytes, not state
-    if _TONE_SECOND is None:
-        samples = array.array("h", (int(600 * math.sin(2 * math.pi * 425 * n / SAMPLE_RATE))
-                                    for n in range(SAMPLE_RATE)))
-        _TONE_SECOND = samples.tobytes()
-    return _TONE_SECOND
-
-
-def tone_wav(seconds: float) -> bytes:
-    """A quiet 425 Hz tone as an 8 kHz mono 16-bit PCM WAV, `seconds` long."""
-    second = _tone_second()
-    whole, rest = divmod(max(0.0, seconds), 1.0)
-    frames = second * int(whole) + second[:int(rest * SAMPLE_RATE) * 2]
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(frames)
-    return buffer.getvalue()
-
-
-def pcm_chunk(seconds: float) -> bytes:
-    """Raw PCM (8 kHz mono 16-bit) of the same tone, for the media stream."""
-    second = _tone_second()
-    return (second * (int(seconds) + 1))[:int(seconds * SAMPLE_RATE) * 2]
-
