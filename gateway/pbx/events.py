@@ -203,12 +203,22 @@ class EventStream:
         if ws is None:
             return failures   # a token refresh or stop() came while connecting
         opened_at = time.monotonic()
+        with self._lock:
+            opened_with = self._ws_token
         is_requested = self._serve(ws)
         if is_requested or self._stop.is_set():
             return 0          # we closed it ourselves (token refresh, close_current): reconnect at once
-        # A connection that lived long enough resets the backoff; one that died young lengthens it.
-        is_healthy = time.monotonic() - opened_at >= self._healthy_after_s
-        failures = 1 if is_healthy else failures + 1
+        if self._current_token() != opened_with:
+            # The PBX closed a socket whose token was replaced (one live token per client, §a):
+            # reconnect at once, so the gap in which events are missed stays as short as possible.
+            logger.info("event stream: closed after a token refresh; reconnecting at once")
+            return 0
+        # A connection that lived long enough reconnects at once the first time; one that died
+        # young lengthens the backoff.
+        if time.monotonic() - opened_at >= self._healthy_after_s:
+            logger.info("event stream: reconnecting at once")
+            return 1
+        failures += 1
         delay_s = self._delay_s(failures)
         logger.info("event stream: reconnecting in %.1f s", delay_s)
         self._stop.wait(delay_s)

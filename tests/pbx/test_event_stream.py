@@ -145,6 +145,40 @@ def test_token_refresh_reconnects_the_stream(sim, pbx):
     assert pbx.stream.request("/callcontrol/101")["StatusCode"] == 200
 
 
+def _slow_backoff_stream(sim, pbx, **options) -> EventStream:
+    """A stream whose backoff (30 s) would outlast the test: it reconnects only when told to at once."""
+    stream = EventStream(sim.url, pbx.tokens, verify_tls=False, min_backoff_s=30.0, max_backoff_s=30.0,
+                         **options)
+    stream.set_handlers(pbx.recorder.on_message, pbx.recorder.on_connect, pbx.recorder.on_disconnect)
+    return stream
+
+
+def test_socket_closed_after_a_token_refresh_reconnects_without_backoff(sim, pbx):
+    stream = _slow_backoff_stream(sim, pbx)
+    stream.start()
+    try:
+        wait_until(lambda: stream.is_connected)
+
+        pbx.tokens.refresh()
+
+        wait_until(lambda: stream.connects == 2 and stream.is_connected, timeout_s=10)
+    finally:
+        stream.stop(timeout_s=5)
+
+
+def test_long_lived_socket_dropped_by_the_pbx_reconnects_without_backoff(sim, pbx):
+    stream = _slow_backoff_stream(sim, pbx, healthy_after_s=0.0)
+    stream.start()
+    try:
+        wait_until(lambda: stream.is_connected)
+
+        sim.faults.drop_websockets()
+
+        wait_until(lambda: stream.connects == 2 and stream.is_connected, timeout_s=10)
+    finally:
+        stream.stop(timeout_s=5)
+
+
 def test_expired_token_on_upgrade_is_refreshed(sim, pbx):
     start_connected(pbx)
     sim.faults.expire_tokens()
