@@ -39,7 +39,9 @@ def _write_config(state_dir: Path, sim_url: str, client_id: str, client_secret: 
         "[recordings]\n"
         f"mp3_dir = {state_dir / 'mp3'}\nwait_s = 20\n\n"
         "[storage]\n"
-        f"state_dir = {state_dir}\n",
+        f"state_dir = {state_dir}\n\n"
+        "[logging]\n"
+        "level = WARNING\n",
         encoding="utf-8")
     path.chmod(0o600)
     return path, key
