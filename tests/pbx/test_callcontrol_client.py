@@ -3,19 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.clock import Clock
-from gateway.pbx.auth import TokenSource
 from gateway.pbx.callcontrol import CallControlClient
 from gateway.pbx.errors import PbxNotFound, PbxRejected
-from gateway.pbx.http import new_session
 from tests.support.wait import wait_until
 
 
 @pytest.fixture
-def callcontrol(sim) -> CallControlClient:
+def callcontrol(sim, session, tokens) -> CallControlClient:
     """A Call Control client logged in to the simulator."""
-    session = new_session(verify_tls=False)
-    tokens = TokenSource(session, sim.url, sim.client_id, sim.client_secret, timeout_s=5, clock=Clock())
     return CallControlClient(session, sim.url, tokens, timeout_s=5)
 
 

@@ -6,12 +6,9 @@ import threading
 
 import pytest
 
-from gateway.clock import Clock
-from gateway.pbx.auth import TokenSource
 from gateway.pbx.callcontrol import CallControlClient
 from gateway.pbx.errors import PbxUnreachable
 from gateway.pbx.events import EventStream
-from gateway.pbx.http import new_session
 from tests.support.wait import wait_until
 
 
@@ -53,9 +50,8 @@ class Recorder:
 class Pbx:
     """Clients of one simulated PBX sharing one token: tokens, callcontrol and a (not started) stream."""
 
-    def __init__(self, sim) -> None:
-        session = new_session(verify_tls=False)
-        self.tokens = TokenSource(session, sim.url, sim.client_id, sim.client_secret, timeout_s=5, clock=Clock())
+    def __init__(self, sim, session, tokens) -> None:
+        self.tokens = tokens
         self.callcontrol = CallControlClient(session, sim.url, self.tokens, timeout_s=5)
         self.stream = EventStream(sim.url, self.tokens, verify_tls=False, ping_interval_s=0.5,
                                   min_backoff_s=0.05, max_backoff_s=0.2)
@@ -64,9 +60,9 @@ class Pbx:
 
 
 @pytest.fixture
-def pbx(sim):
+def pbx(sim, session, tokens):
     """Token, Call Control client and event stream against the simulator; the stream is stopped after."""
-    clients = Pbx(sim)
+    clients = Pbx(sim, session, tokens)
     yield clients
     clients.stream.stop(timeout_s=5)
 

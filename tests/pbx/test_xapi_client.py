@@ -5,20 +5,15 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gateway.clock import Clock
 from gateway.pbx import odata
-from gateway.pbx.auth import TokenSource
 from gateway.pbx.errors import PbxAuthFailed, PbxNotFound, PbxRejected
-from gateway.pbx.http import new_session
 from gateway.pbx.xapi import XapiClient
 from gateway.sim.model import Contact, Recording
 
 
 @pytest.fixture
-def xapi(sim) -> XapiClient:
+def xapi(sim, session, tokens) -> XapiClient:
     """An XAPI client logged in to the simulator."""
-    session = new_session(verify_tls=False)
-    tokens = TokenSource(session, sim.url, sim.client_id, sim.client_secret, timeout_s=5, clock=Clock())
     return XapiClient(session, sim.url, tokens, timeout_s=5)
 
 
