@@ -3,19 +3,15 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from gateway.app import create_app
 from gateway.cache import TtlCache
-from gateway.clock import Clock
 from gateway.config import from_dict
 from gateway.live.errors import NoSuchLeg
 from gateway.logs import ACCESS_LOG_FORMAT, RedactingFilter, redact, setup_logging
-from gateway.metrics import Metrics
-from gateway.recordings.links import RecordingLinks
 from gateway.webapi import route
 from gateway.sim.scenarios import inbound
 from tests.conftest import ACCESS_KEY
@@ -157,19 +153,9 @@ class _Failing:
         return fail
 
 
-def _services(config, **parts) -> SimpleNamespace:
-    """Just enough Services for create_app, with the parts a test replaces."""
-    recordings = SimpleNamespace(mp3_dir=Path(config.recordings.mp3_dir),
-                                 links=RecordingLinks.from_config(config))
-    services = SimpleNamespace(config=config, clock=Clock(), recordings=recordings,
-                               cache=TtlCache(config.webapi.cache_s), **parts)
-    services.metrics = Metrics(services)
-    return services
-
-
-def test_unexpected_exception_returns_500_and_is_logged_once(config, caplog):
-    services = _services(config, xapi=_Failing(RuntimeError("boom")))
-    client = create_app(config, services).test_client()
+def test_unexpected_exception_returns_500_and_is_logged_once(config, gateway, caplog):
+    gateway.xapi = _Failing(RuntimeError("boom"))
+    client = create_app(config, gateway).test_client()
 
     with caplog.at_level(logging.ERROR, logger="gateway.webapi.route"):
         response = client.get(f"/webapi/{ACCESS_KEY}/all.ext.get")
@@ -181,9 +167,9 @@ def test_unexpected_exception_returns_500_and_is_logged_once(config, caplog):
     assert len(errors) == 1 and errors[0].exc_info is not None
 
 
-def test_no_such_leg_returns_404(config):
-    live = SimpleNamespace(is_live=True, calls=_Failing(NoSuchLeg("extension 101 has no call")).calls)
-    client = create_app(config, _services(config, live=live)).test_client()
+def test_no_such_leg_returns_404(config, gateway):
+    gateway.live = SimpleNamespace(is_live=True, calls=_Failing(NoSuchLeg("extension 101 has no call")).calls)
+    client = create_app(config, gateway).test_client()
 
     response = client.get(f"/webapi/{ACCESS_KEY}/pbx.ac.get")
 
