@@ -23,10 +23,11 @@ import requests
 
 from gateway.clock import Clock
 from gateway.config import Config
+from gateway.logs import redact
 from gateway.pbx.auth import TokenSource
 from gateway.pbx.callcontrol import CallControlClient
 from gateway.pbx.errors import PbxAuthFailed, PbxError, PbxRejected, PbxUnreachable
-from gateway.pbx.http import new_session, redact
+from gateway.pbx.http import new_session
 from gateway.pbx.xapi import XapiClient
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def run_doctor(config: Config, *, out: TextIO | None = None,
     findings = diagnose(config, session=session)
     secrets = config.secrets()
     for finding in findings:
-        print(redact(f"{finding.status:<4} {finding.check}: {finding.message}", *secrets), file=out)
+        print(redact(f"{finding.status:<4} {finding.check}: {finding.message}", secrets), file=out)
     failed = sum(1 for f in findings if f.status == FAIL)
     warned = sum(1 for f in findings if f.status == WARN)
     print(f"doctor: {failed} problem(s), {warned} warning(s)", file=out)

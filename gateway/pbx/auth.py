@@ -18,8 +18,9 @@ from typing import Any, Callable
 import requests
 
 from gateway.clock import Clock
+from gateway.logs import redact
 from gateway.pbx.errors import PbxAuthFailed, PbxError, PbxRejected
-from gateway.pbx.http import pbx_message, redact, translated
+from gateway.pbx.http import pbx_message, translated
 
 logger = logging.getLogger(__name__)
 
@@ -166,10 +167,10 @@ class TokenSource:
             response = self._session.post(self._url, data=form, timeout=self._timeout_s,
                                           headers={"Accept": "application/json"})
         if response.status_code in (400, 401, 403):
-            message = redact(pbx_message(response), self._client_secret)
+            message = redact(pbx_message(response), [self._client_secret])
             raise PbxAuthFailed(f"the PBX refused client id {self._client_id!r}: {message}")
         if response.status_code >= 300:
-            raise PbxRejected(response.status_code, redact(pbx_message(response), self._client_secret))
+            raise PbxRejected(response.status_code, redact(pbx_message(response), [self._client_secret]))
         try:
             body = response.json()
         except ValueError:

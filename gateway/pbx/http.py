@@ -17,6 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from gateway import __version__
+from gateway.logs import redact
 from gateway.pbx.errors import PbxAuthFailed, PbxError, PbxNotFound, PbxRejected, PbxUnreachable
 
 if TYPE_CHECKING:
@@ -52,14 +53,6 @@ def new_session(*, verify_tls: bool) -> requests.Session:
     if not verify_tls:
         logger.warning("TLS certificate verification of the PBX is off")
     return session
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    """`text` with every non-empty secret replaced by '***'."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def pbx_message(response: requests.Response) -> str:
@@ -199,8 +192,8 @@ class AuthorizedHttp:
 def _redacted(error: PbxError, token: str) -> PbxError:
     if token and token in str(error):
         if isinstance(error, PbxRejected):
-            return PbxRejected(error.status, redact(error.message, token))
-        return type(error)(redact(str(error), token))
+            return PbxRejected(error.status, redact(error.message, [token]))
+        return type(error)(redact(str(error), [token]))
     return error
 
 
