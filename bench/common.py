@@ -8,7 +8,7 @@ Also a tiny entry point used as a child process by webapi_bench.py:
     python bench/common.py bare --config CONFIG --port PORT
 
 serves a bare Flask app (one endpoint returning a small constant JSON) under gunicorn with the
-gateway's own settings (`gateway.service.settings(config)`) minus the gateway's worker hooks.
+gateway's own settings (`gateway.server.settings(config)`) minus the gateway's worker hooks.
 """
 from __future__ import annotations
 
@@ -245,9 +245,9 @@ def wait_http(url: str, child: Child | None = None, *, timeout_s: float = 60.0,
 # --- the bare app --------------------------------------------------------------------------------
 
 def bare_options(config_path: str, port: int) -> dict[str, Any]:
-    """gateway.service.settings(config) minus the gateway's hooks, bound to `port`."""
+    """gateway.server.settings(config) minus the gateway's hooks, bound to `port`."""
     from gateway.config import load
-    from gateway.service import settings
+    from gateway.server import settings
     options = settings(load(config_path))
     for hook in ("post_worker_init", "worker_exit"):
         options.pop(hook, None)

@@ -6,7 +6,7 @@ Starts, all on 127.0.0.1:
   - the gateway exactly as production (`3cx-gateway run --config <tmp config>`: gunicorn, one
     worker, gthread threads), its event stream connected and synced (/healthz 200);
   - a bare Flask app (one endpoint returning a small constant JSON) under gunicorn with the same
-    settings (`gateway.service.settings(config)` minus the gateway's hooks), in another child.
+    settings (`gateway.server.settings(config)` minus the gateway's hooks), in another child.
 Then loads each endpoint with N concurrent keep-alive connections for a fixed time, in
 alternating slices (bare, command, command, ..., bare, ...) after a warm-up, so all see the same
 machine conditions, and prints req/s, p50/p90/p99 latency and the ratio to the bare endpoint.
@@ -230,7 +230,7 @@ def main() -> int:
     wrk = find_wrk(args.install) if args.client == "wrk" else ""
 
     from gateway.config import load
-    from gateway.service import settings
+    from gateway.server import settings
     from gateway.sim.defaults import API_CLIENT_ID, API_CLIENT_SECRET
 
     with tempfile.TemporaryDirectory(prefix="webapi-bench-") as tmp:
@@ -257,7 +257,7 @@ def main() -> int:
             print("webapi_bench: the production service (3cx-gateway run) against a bare Flask endpoint")
             print(machine_line())
             print("gunicorn (both servers): " + " ".join(f"{k}={v}" for k, v in shown.items())
-                  + "  (gateway.service.settings; the bare app drops only the gateway's worker hooks)")
+                  + "  (gateway.server.settings; the bare app drops only the gateway's worker hooks)")
             print(f"load: {args.client} client, {args.connections} keep-alive connections, "
                   f"{args.duration:g} s per endpoint in {args.slices} alternating slice(s), "
                   f"warm-up {args.warmup:g} s each; loopback only")

@@ -22,7 +22,7 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     """The gateway's Flask app for `config`; `services` defaults to a fresh `Services(config)`.
 
     The services are kept in app.extensions["gateway"]; `services.runtime.start()` is called by
-    the server hooks (gateway/service.py) or by tests, never here.
+    the server hooks (gateway/server.py) or by tests, never here.
     """
     if services is None:
         from gateway.services import Services  # imported here: it pulls in every component

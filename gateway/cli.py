@@ -23,7 +23,7 @@ def _load_or_exit(path: str) -> Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Serve the WebAPI and run the watcher, webhooks and recordings (until SIGTERM)."""
-    from gateway.service import serve
+    from gateway.server import serve
     serve(_load_or_exit(args.config))
     return 0
 

@@ -1,6 +1,6 @@
 """Runtime.start()/stop(): the watcher, webhook senders, conversion pool and nightly scheduler.
 
-Exactly one Runtime runs per service process (see service.py: one gunicorn worker), because the
+Exactly one Runtime runs per service process (see server.py: one gunicorn worker), because the
 live call model, the watcher's WebSocket and the outbox senders must exist once.
 """
 from __future__ import annotations

@@ -16,7 +16,7 @@ from gateway.live.watcher import Watcher
 from gateway.metrics import Metrics
 from gateway.pbx.auth import TokenSource
 from gateway.pbx.callcontrol import CallControlClient
-from gateway.pbx.events import EventStream
+from gateway.pbx.stream import EventStream
 from gateway.pbx.http import new_session
 from gateway.pbx.xapi import XapiClient
 from gateway.recordings.pipeline import RecordingPipeline

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Union
 
 from gateway.live import v20
-from gateway.live.events import (CallEnded, CallStarted, Ringing, RingingCancelled, WebhookEvent,
+from gateway.live.webhooks import (CallEnded, CallStarted, Ringing, RingingCancelled, WebhookEvent,
                                  end_title, trtype_for, usertype_for)
 from gateway.live.ids import call_link_id, call_prefix
 from gateway.live.model import Call, Leg

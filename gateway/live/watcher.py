@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from gateway.clock import Clock
 from gateway.live import v20
-from gateway.live.events import CallEnded
+from gateway.live.webhooks import CallEnded
 from gateway.live.machine import LegGone, LegSeen, MachineEvent, Rules, advance
 from gateway.live.model import Call, CallTable, Leg
 from gateway.pbx.errors import PbxError, PbxNotFound

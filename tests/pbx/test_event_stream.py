@@ -8,7 +8,7 @@ import pytest
 
 from gateway.pbx.callcontrol import CallControlClient
 from gateway.pbx.errors import PbxUnreachable
-from gateway.pbx.events import EventStream
+from gateway.pbx.stream import EventStream
 from tests.support.wait import wait_until
 
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from gateway.pbx.errors import PbxAuthFailed, PbxNotFound, PbxRejected, PbxUnreachable
-from gateway.pbx.events import backoff_delay_s, ws_url
+from gateway.pbx.stream import backoff_delay_s, ws_url
 from gateway.pbx.http import error_for, message_from_body, new_session, pbx_message, translated
 
 XAPI_ERROR = {"error": {"code": "", "message": "Validation failed",

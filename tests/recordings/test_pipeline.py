@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from gateway.clock import Clock, FakeClock
-from gateway.live.events import CallEnded
+from gateway.live.webhooks import CallEnded
 from gateway.live.model import Call
 from gateway.pbx.errors import PbxRejected
 from gateway.recordings.pipeline import RecordingPipeline

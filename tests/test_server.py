@@ -10,7 +10,7 @@ import sys
 import requests
 
 from gateway.config import from_dict
-from gateway.service import settings
+from gateway.server import settings
 from gateway.sim.scenarios import inbound
 from tests.support.wait import wait_until
 
