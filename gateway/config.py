@@ -8,9 +8,9 @@ from __future__ import annotations
 import configparser
 import os
 import re
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, NamedTuple
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -131,113 +131,143 @@ def optional_path(raw: str) -> str:
     return raw.strip()
 
 
-# --- the schema: section -> key -> (type, default, help); default None = required ---------------
+# --- the schema: one frozen dataclass per section; each field's metadata holds its value type,
+# --- default (as written in config.ini; None = required), help text and environment variable.
 
-Key = tuple[Callable[[str], Any], str | None, str]
-
-SCHEMA: dict[str, dict[str, Key]] = {
-    "pbx": {
-        "url": (url, None, "Base URL of the 3CX v20 PBX, e.g. https://pbx.example.com:5001"),
-        "client_id": (text, None, "Client ID of the API client (Admin > Integrations > API)"),
-        "client_secret": (secret, None, "API key of that client; or set GATEWAY_PBX_CLIENT_SECRET"),
-        "verify_tls": (on_off, "true", "Verify the PBX's TLS certificate"),
-        "timezone": (iana_zone, "UTC", "The PBX's time zone (IANA name); call ids use it"),
-        "timeout_s": (seconds, "10", "Timeout of one request to the PBX, in seconds"),
-    },
-    "webapi": {
-        "key": (secret, None, "Access key in /webapi/<key>/...; or set GATEWAY_WEBAPI_KEY"),
-        "listen": (host_port, "127.0.0.1:8080", "Address the HTTP server listens on"),
-        "public_url": (optional_url, "", "URL under which CRMs reach this service (for recording links)"),
-        "tls_cert": (optional_path, "", "PEM certificate to serve HTTPS directly (optional)"),
-        "tls_key": (optional_path, "", "PEM private key for tls_cert"),
-        "threads": (positive_int, "16", "Request threads of the single worker process"),
-        "cache_s": (seconds, "5", "How long directory answers (lists, members) may be cached"),
-        "state_cache_s": (seconds, "1", "How long extension state read from the PBX (registration, status) may be reused"),
-    },
-    "webhooks": {
-        "url": (optional_url, "", "Where webhooks go; empty turns webhooks off"),
-        "method": (http_method, "GET", "GET sends a query string, POST a JSON object"),
-        "secret": (secret, "", "HMAC-SHA256 key for X-Webhook-Signature; or GATEWAY_WEBHOOKS_SECRET"),
-        "internal_calls": (on_off, "false", "Also send webhooks for extension-to-extension calls"),
-        "recording_full_info": (on_off, "false", "Add the call-end fields to the FILES webhook"),
-        "answer_event": (answer_event, "hangup", "Answer event names: hangup (hangupincoming) or pickup"),
-        "ringing_cancelled": (on_off, "false", "Send event=ringingcancelled when a phone stops ringing"),
-        "timeout_s": (seconds, "10", "Timeout of one webhook request, in seconds"),
-        "retry_hours": (positive_int, "24", "How long a webhook is retried before it is marked failed"),
-    },
-    "recordings": {
-        "enabled": (on_off, "true", "Convert recordings to MP3 and send the FILES webhook"),
-        "mp3_dir": (directory, "/var/lib/3cx-gateway/mp3", "Where MP3 files are written and served from"),
-        "keep_days": (days, "30", "MP3 files older than this are deleted nightly"),
-        "cleanup_time": (hhmm, "03:00", "Time of day (PBX time zone) of the nightly cleanup"),
-        "bitrate": (bitrate, "32k", "MP3 bitrate"),
-        "local_dir": (optional_path, "", "The PBX's own recordings folder, when on the same host"),
-        "signed_links": (on_off, "true", "Sign recording links with an expiry (off: plain legacy links)"),
-        "link_ttl_days": (days, "30", "How long a signed recording link stays valid"),
-        "workers": (positive_int, "2", "Parallel ffmpeg conversions"),
-        "wait_s": (seconds, "60", "How long to wait for a recording to appear after hangup"),
-    },
-    "storage": {
-        "state_dir": (directory, "/var/lib/3cx-gateway", "Outbox database and other state"),
-    },
-    "logging": {
-        "level": (log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
-    },
-}
-
-# Secrets may come from the environment instead of the file; the environment wins.
-ENVIRONMENT: dict[tuple[str, str], str] = {
-    ("pbx", "client_secret"): "GATEWAY_PBX_CLIENT_SECRET",
-    ("webapi", "key"): "GATEWAY_WEBAPI_KEY",
-    ("webhooks", "secret"): "GATEWAY_WEBHOOKS_SECRET",
-}
-
-SECRET_KEYS = frozenset(ENVIRONMENT)
+def setting(kind: Callable[[str], Any], default: str | None, help_text: str, *, env: str = "") -> Any:
+    """Declare one config key: its value type, default (None = required), help and env variable."""
+    return field(metadata={"kind": kind, "default": default, "help": help_text, "env": env})
 
 
-def _section_class(section: str) -> type:
-    return make_dataclass(
-        f"{section.title()}Config",
-        [(key, Any) for key in SCHEMA[section]],
-        frozen=True,
-    )
+@dataclass(frozen=True)
+class PbxConfig:
+    """[pbx]: the 3CX v20 PBX and the gateway's API client on it."""
+
+    url: str = setting(url, None, "Base URL of the 3CX v20 PBX, e.g. https://pbx.example.com:5001")
+    client_id: str = setting(text, None, "Client ID of the API client (Admin > Integrations > API)")
+    client_secret: str = setting(secret, None, "API key of that client; or set GATEWAY_PBX_CLIENT_SECRET",
+                                 env="GATEWAY_PBX_CLIENT_SECRET")
+    verify_tls: bool = setting(on_off, "true", "Verify the PBX's TLS certificate")
+    timezone: str = setting(iana_zone, "UTC", "The PBX's time zone (IANA name); call ids use it")
+    timeout_s: float = setting(seconds, "10", "Timeout of one request to the PBX, in seconds")
 
 
-PbxConfig = _section_class("pbx")
-WebApiConfig = _section_class("webapi")
-WebhooksConfig = _section_class("webhooks")
-RecordingsConfig = _section_class("recordings")
-StorageConfig = _section_class("storage")
-LoggingConfig = _section_class("logging")
+@dataclass(frozen=True)
+class WebApiConfig:
+    """[webapi]: the legacy HTTP surface."""
 
-_CLASSES = {
+    key: str = setting(secret, None, "Access key in /webapi/<key>/...; or set GATEWAY_WEBAPI_KEY",
+                       env="GATEWAY_WEBAPI_KEY")
+    listen: str = setting(host_port, "127.0.0.1:8080", "Address the HTTP server listens on")
+    public_url: str = setting(optional_url, "", "URL under which CRMs reach this service (for recording links)")
+    tls_cert: str = setting(optional_path, "", "PEM certificate to serve HTTPS directly (optional)")
+    tls_key: str = setting(optional_path, "", "PEM private key for tls_cert")
+    threads: int = setting(positive_int, "16", "Request threads of the single worker process")
+    cache_s: float = setting(seconds, "5", "How long directory answers (lists, members) may be cached")
+    state_cache_s: float = setting(
+        seconds, "1", "How long extension state read from the PBX (registration, status) may be reused")
+
+
+@dataclass(frozen=True)
+class WebhooksConfig:
+    """[webhooks]: where call events go and how."""
+
+    url: str = setting(optional_url, "", "Where webhooks go; empty turns webhooks off")
+    method: str = setting(http_method, "GET", "GET sends a query string, POST a JSON object")
+    secret: str = setting(secret, "", "HMAC-SHA256 key for X-Webhook-Signature; or GATEWAY_WEBHOOKS_SECRET",
+                          env="GATEWAY_WEBHOOKS_SECRET")
+    internal_calls: bool = setting(on_off, "false", "Also send webhooks for extension-to-extension calls")
+    recording_full_info: bool = setting(on_off, "false", "Add the call-end fields to the FILES webhook")
+    answer_event: str = setting(answer_event, "hangup",
+                                "Answer event names: hangup (hangupincoming) or pickup")
+    ringing_cancelled: bool = setting(on_off, "false", "Send event=ringingcancelled when a phone stops ringing")
+    timeout_s: float = setting(seconds, "10", "Timeout of one webhook request, in seconds")
+    retry_hours: int = setting(positive_int, "24", "How long a webhook is retried before it is marked failed")
+
+
+@dataclass(frozen=True)
+class RecordingsConfig:
+    """[recordings]: MP3 conversion, links and retention."""
+
+    enabled: bool = setting(on_off, "true", "Convert recordings to MP3 and send the FILES webhook")
+    mp3_dir: str = setting(directory, "/var/lib/3cx-gateway/mp3", "Where MP3 files are written and served from")
+    keep_days: int = setting(days, "30", "MP3 files older than this are deleted nightly")
+    cleanup_time: str = setting(hhmm, "03:00", "Time of day (PBX time zone) of the nightly cleanup")
+    bitrate: str = setting(bitrate, "32k", "MP3 bitrate")
+    local_dir: str = setting(optional_path, "", "The PBX's own recordings folder, when on the same host")
+    signed_links: bool = setting(on_off, "true", "Sign recording links with an expiry (off: plain legacy links)")
+    link_ttl_days: int = setting(days, "30", "How long a signed recording link stays valid")
+    workers: int = setting(positive_int, "2", "Parallel ffmpeg conversions")
+    wait_s: float = setting(seconds, "60", "How long to wait for a recording to appear after hangup")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """[storage]: where state lives."""
+
+    state_dir: str = setting(directory, "/var/lib/3cx-gateway", "Outbox database and other state")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """[logging]."""
+
+    level: str = setting(log_level, "INFO", "DEBUG, INFO, WARNING or ERROR")
+
+
+SECTIONS: dict[str, type[Any]] = {
     "pbx": PbxConfig, "webapi": WebApiConfig, "webhooks": WebhooksConfig,
     "recordings": RecordingsConfig, "storage": StorageConfig, "logging": LoggingConfig,
 }
+
+
+class Key(NamedTuple):
+    """One key of the schema as read from a section dataclass's field metadata."""
+
+    kind: Callable[[str], Any]
+    default: str | None
+    help: str
+
+
+def _keys(section_class: type[Any]) -> dict[str, Key]:
+    return {f.name: Key(f.metadata["kind"], f.metadata["default"], f.metadata["help"])
+            for f in fields(section_class)}
+
+
+# section -> key -> (type, default, help); derived from the dataclasses above (README, example, tests).
+SCHEMA: dict[str, dict[str, Key]] = {section: _keys(cls) for section, cls in SECTIONS.items()}
+
+# Secrets may come from the environment instead of the file; the environment wins.
+ENVIRONMENT: dict[tuple[str, str], str] = {
+    (section, f.name): f.metadata["env"]
+    for section, cls in SECTIONS.items() for f in fields(cls) if f.metadata["env"]
+}
+
+SECRET_KEYS = frozenset(ENVIRONMENT)
 
 
 @dataclass(frozen=True)
 class Config:
     """The whole configuration; `config.pbx.url`, `config.recordings.keep_days`, ..."""
 
-    pbx: Any
-    webapi: Any
-    webhooks: Any
-    recordings: Any
-    storage: Any
-    logging: Any
+    pbx: PbxConfig
+    webapi: WebApiConfig
+    webhooks: WebhooksConfig
+    recordings: RecordingsConfig
+    storage: StorageConfig
+    logging: LoggingConfig
     source: str = field(default="<dict>", compare=False)
 
     def secrets(self) -> list[str]:
         """Every non-empty secret value, for the log redaction filter."""
-        values = [getattr(getattr(self, s), k) for s, k in SECRET_KEYS]
+        values = [str(getattr(getattr(self, s), k)) for s, k in SECRET_KEYS]
         return [v for v in values if v]
 
 
 def from_dict(values: dict[str, dict[str, str]], source: str = "<dict>",
               environ: dict[str, str] | None = None) -> Config:
     """Build a Config from raw strings (as read from an ini file); raises ConfigError."""
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     problems: list[str] = []
     for section in values:
         if section not in SCHEMA:
@@ -252,8 +282,8 @@ def from_dict(values: dict[str, dict[str, str]], source: str = "<dict>",
         for key, (kind, default, _help) in keys.items():
             raw = raw_section.get(key)
             env_name = ENVIRONMENT.get((section, key))
-            if env_name and environ.get(env_name):
-                raw = environ[env_name]
+            if env_name and env.get(env_name):
+                raw = env[env_name]
             if raw is None or (raw.strip() == "" and default is None):
                 if default is None:
                     hint = f" (or set {env_name})" if env_name else ""
@@ -266,7 +296,7 @@ def from_dict(values: dict[str, dict[str, str]], source: str = "<dict>",
                 shown = "<hidden>" if (section, key) in SECRET_KEYS else repr(raw)
                 problems.append(f"{source} [{section}] {key}: {exc}, got {shown}")
         if not problems:
-            sections[section] = _CLASSES[section](**parsed)
+            sections[section] = SECTIONS[section](**parsed)
     if problems:
         raise ConfigError("\n".join(problems))
     return Config(**sections, source=source)
@@ -289,4 +319,4 @@ def load(path: str | Path, environ: dict[str, str] | None = None) -> Config:
 
 def section_fields(section: str) -> list[str]:
     """The key names of one section, in schema order."""
-    return [f.name for f in fields(_CLASSES[section])]
+    return [f.name for f in fields(SECTIONS[section])]
