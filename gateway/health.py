@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
+
+if TYPE_CHECKING:
+    from gateway.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -25,27 +29,27 @@ def _free_bytes(path: Path) -> int | None:
     return None
 
 
-def assess(services: Any) -> tuple[bool, dict]:
+def assess(services: Services) -> tuple[bool, dict[str, Any]]:
     """(healthy, report): problems make it unhealthy, warnings do not."""
     problems: list[str] = []
     warnings: list[str] = []
     token = services.tokens.status()
-    if not token.get("valid"):
-        problems.append(f"no valid PBX token: {token.get('last_error') or 'not obtained yet'}")
+    if not token.valid:
+        problems.append(f"no valid PBX token: {token.last_error or 'not obtained yet'}")
     events = services.watcher.status()
-    if not events.get("connected"):
+    if not events.connected:
         problems.append("the Call Control event stream is disconnected (no live calls, no webhooks)")
-    elif not events.get("synced"):
+    elif not events.synced:
         problems.append("the Call Control event stream is resynchronising")
-    age = events.get("last_event_age_s")
+    age = events.last_event_age_s
     if age is not None and age > STALE_EVENTS_S:
         warnings.append(f"no call event for {int(age)} s")
     outbox = services.outbox.counts()
     if outbox.get("failed"):
         warnings.append(f"{outbox['failed']} webhook(s) failed; see `3cx-gateway outbox list`")
     recordings = services.recordings.status()
-    if recordings.get("last_error"):
-        warnings.append(f"recordings: {recordings['last_error']}")
+    if recordings.last_error:
+        warnings.append(f"recordings: {recordings.last_error}")
     free = None
     if services.config.recordings.enabled:
         free = _free_bytes(Path(services.config.recordings.mp3_dir))
@@ -55,21 +59,21 @@ def assess(services: Any) -> tuple[bool, dict]:
         "status": "ok" if not problems else "unhealthy",
         "problems": problems,
         "warnings": warnings,
-        "pbx": {"token_valid": bool(token.get("valid")), "token_expires_in_s": token.get("expires_in_s")},
-        "events": events,
+        "pbx": {"token_valid": token.valid, "token_expires_in_s": token.expires_in_s},
+        "events": asdict(events),
         "outbox": outbox,
-        "recordings": recordings,
+        "recordings": asdict(recordings),
         "disk_free_bytes": free,
     }
     return not problems, report
 
 
-def create_health_blueprint(services: Any) -> Blueprint:
+def create_health_blueprint(services: Services) -> Blueprint:
     """GET /healthz for these services."""
     blueprint = Blueprint("health", __name__)
 
     @blueprint.get("/healthz")
-    def healthz():  # type: ignore[no-untyped-def]
+    def healthz() -> tuple[Response, int]:
         healthy, report = assess(services)
         return jsonify(report), (200 if healthy else 503)
 

@@ -3,14 +3,17 @@ webhooks and recordings. One registry per Services (no module-level collectors).
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlsplit
 
 import requests
 from flask import Blueprint, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from gateway.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -26,32 +29,30 @@ def _api_of(url: str) -> str:
 class _StateCollector:
     """Reads the outbox, watcher and recordings state at scrape time."""
 
-    def __init__(self, services: Any) -> None:
+    def __init__(self, services: Services) -> None:
         self._services = services
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         webhooks = GaugeMetricFamily("gateway_webhooks", "Webhooks in the outbox by state", labels=["state"])
         for state, count in self._services.outbox.counts().items():
             webhooks.add_metric([state], count)
         yield webhooks
         events = self._services.watcher.status()
         yield GaugeMetricFamily("gateway_event_stream_connected", "1 when the Call Control event stream is up",
-                                value=1 if events.get("connected") else 0)
-        yield GaugeMetricFamily("gateway_live_calls", "Calls in the live call model", value=events.get("calls", 0))
-        if "events_total" in events:
-            yield GaugeMetricFamily("gateway_pbx_events", "Call Control events handled since start",
-                                    value=events["events_total"])
+                                value=1 if events.connected else 0)
+        yield GaugeMetricFamily("gateway_live_calls", "Calls in the live call model", value=events.calls)
+        yield CounterMetricFamily("gateway_pbx_events", "Call Control events handled since start",
+                                  value=events.events_total)
         recordings = self._services.recordings.status()
-        for key in ("converted", "failed", "pending"):
-            if key in recordings:
-                yield GaugeMetricFamily(f"gateway_recordings_{key}", f"Recordings {key} since start",
-                                        value=recordings[key])
+        for key, value in (("converted", recordings.converted), ("failed", recordings.failed),
+                           ("pending", recordings.pending)):
+            yield GaugeMetricFamily(f"gateway_recordings_{key}", f"Recordings {key} since start", value=value)
 
 
 class Metrics:
     """The gateway's collectors; `observe_request` is fed by the WebAPI route."""
 
-    def __init__(self, services: Any) -> None:
+    def __init__(self, services: Services) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("gateway_requests", "WebAPI requests by command and HTTP status",
                                 ["command", "status"], registry=self.registry)

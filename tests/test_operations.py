@@ -73,6 +73,7 @@ def test_metrics_follow_webhooks_and_live_calls(sim, live_gateway, client, recei
 
     wait_until(lambda: _metric(client, "gateway_webhooks", state="delivered") >= 3, timeout_s=10)
     assert _metric(client, "gateway_event_stream_connected") == 1
+    assert _metric(client, "gateway_pbx_events_total") >= 3
 
 
 def test_no_secret_in_any_log_line(sim, config, live_gateway, client, webapi, receiver, caplog):

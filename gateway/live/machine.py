@@ -18,13 +18,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from gateway.live import v20
 from gateway.live.webhooks import (CallEnded, CallStarted, Ringing, RingingCancelled, WebhookEvent,
                                  end_title, trtype_for, usertype_for)
 from gateway.live.ids import call_link_id, call_prefix
 from gateway.live.model import Call, Leg
+
+if TYPE_CHECKING:
+    from gateway.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ class Rules:
     timezone: str = "UTC"               # the PBX's zone, for call-link ids
 
     @classmethod
-    def from_config(cls, config: Any) -> Rules:
+    def from_config(cls, config: Config) -> Rules:
         return cls(answer_event=config.webhooks.answer_event,
                    ringing_cancelled=config.webhooks.ringing_cancelled,
                    internal_calls=config.webhooks.internal_calls,
@@ -78,12 +81,13 @@ def advance(call: Call | None, event: MachineEvent, rules: Rules = Rules()) -> t
     `call` is None for the first event of a call. The returned call has `ended_at` set when its
     last leg is gone.
     """
+    after: Call | None
     if isinstance(event, LegSeen):
         after, webhooks = _on_seen(call, event, rules)
-        call_id = event.leg.v20_call_id
+        call_id = str(event.leg.v20_call_id)
     elif isinstance(event, LegGone):
         after, webhooks = _on_gone(call, event, rules)
-        call_id = call.v20_call_id if call else "?"
+        call_id = str(call.v20_call_id) if call else "?"
     else:
         raise TypeError(f"not a machine event: {event!r}")
     if _summary(call) != _summary(after) or webhooks:

@@ -3,11 +3,12 @@ watcher is not in step with the PBX, straight from `GET /callcontrol`."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from typing import Iterable
 
 from gateway.live import v20
 from gateway.live.errors import NoSuchLeg
 from gateway.live.model import Call, CallTable, Leg
+from gateway.live.ports import AllCallStates, LiveState
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ _STATUS_ORDER = ("talking", "ringing", "dialing")
 class LiveView:
     """Read-only questions about live calls; safe from any request thread."""
 
-    def __init__(self, table: CallTable, watcher: Any, callcontrol: Any) -> None:
+    def __init__(self, table: CallTable, watcher: LiveState, callcontrol: AllCallStates) -> None:
         self._table = table
         self._watcher = watcher
         self._callcontrol = callcontrol
@@ -26,7 +27,7 @@ class LiveView:
     def is_live(self) -> bool:
         """Whether the event stream is connected and the model resynchronised with the PBX."""
         status = self._watcher.status()
-        return bool(status.get("connected") and status.get("synced"))
+        return status.connected and status.synced
 
     def calls(self) -> list[Call]:
         """The calls in progress: from the model when live, else built from `GET /callcontrol`."""

@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from gateway.clock import Clock
+from gateway.config import Config
 from gateway.live import v20
 from gateway.live.webhooks import CallEnded
 from gateway.live.machine import LegGone, LegSeen, MachineEvent, Rules, advance
 from gateway.live.model import Call, CallTable, Leg
+from gateway.live.ports import CallStates, EntityLister, EventSource, WebhookSink
 from gateway.pbx.errors import PbxError, PbxNotFound
 
 logger = logging.getLogger(__name__)
@@ -35,7 +38,7 @@ class DidNames:
     no rule names stays the number itself (legacy `did` falls back to it).
     """
 
-    def __init__(self, xapi: Any, *, clock: Clock, refresh_s: float = DID_REFRESH_S) -> None:
+    def __init__(self, xapi: EntityLister, *, clock: Clock, refresh_s: float = DID_REFRESH_S) -> None:
         self._xapi = xapi
         self._clock = clock
         self._refresh_s = refresh_s
@@ -69,6 +72,17 @@ class DidNames:
         logger.info("DID rules loaded: %d", len(self._names))
 
 
+@dataclass(frozen=True)
+class WatcherStatus:
+    """The watcher's state for /healthz, /metrics and LiveView."""
+
+    connected: bool
+    synced: bool
+    last_event_age_s: float | None   # None before the first event
+    calls: int                       # calls in the live model
+    events_total: int                # Call Control messages handled since start
+
+
 def _digits(number: str) -> str:
     return re.sub(r"\D", "", number)
 
@@ -81,7 +95,8 @@ class Watcher:
     answered legs (the recordings pipeline uses it).
     """
 
-    def __init__(self, stream: Any, callcontrol: Any, xapi: Any, table: CallTable, outbox: Any, config: Any, *,
+    def __init__(self, stream: EventSource, callcontrol: CallStates, xapi: EntityLister, table: CallTable,
+                 outbox: WebhookSink, config: Config, *,
                  clock: Clock, on_call_ended: Callable[[Call, list[CallEnded]], None] | None = None) -> None:
         self.clock = clock
         self._stream = stream
@@ -98,6 +113,7 @@ class Watcher:
         self._is_synced = False
         self._is_stopping = False
         self._last_event_at: float | None = None
+        self._events_total = 0
         self._handlers: dict[tuple[int, str], Callable[[str, int], None]] = {
             (UPSERT, "participants"): self._on_upsert,
             (REMOVE, "participants"): self._on_remove,
@@ -117,21 +133,22 @@ class Watcher:
         self._is_connected = False
         self._is_synced = False
 
-    def status(self) -> dict[str, Any]:
-        """{"connected", "synced", "last_event_age_s" (None before the first event), "calls"}."""
+    def status(self) -> WatcherStatus:
+        """Connection, sync state, event age and counts, for health checks and metrics."""
         age = None if self._last_event_at is None else max(0.0, self.clock.time() - self._last_event_at)
-        return {"connected": self._is_connected, "synced": self._is_synced,
-                "last_event_age_s": age, "calls": len(self._table)}
+        return WatcherStatus(connected=self._is_connected, synced=self._is_synced, last_event_age_s=age,
+                             calls=len(self._table), events_total=self._events_total)
 
     # --- events ----------------------------------------------------------------------------------
 
-    def handle(self, message: dict) -> None:
+    def handle(self, message: dict[str, Any]) -> None:
         """Apply one WebSocket message (`{"sequence", "event": {"event_type", "entity", ...}}`).
 
         Synchronous; a failure is logged and the next message is handled as usual.
         """
         try:
             self._last_event_at = self.clock.time()
+            self._events_total += 1
             event = message.get("event") if isinstance(message, dict) else None
             if not isinstance(event, dict):
                 logger.warning("ignoring a message without an event: %.200r", message)
@@ -199,7 +216,7 @@ class Watcher:
         except Exception:
             logger.exception("call %s: the call-ended callback failed", call.v20_call_id)
 
-    def _leg(self, participant: dict, dn: str) -> Leg:
+    def _leg(self, participant: dict[str, Any], dn: str) -> Leg:
         if not participant.get("dn"):
             participant = {**participant, "dn": dn}
         return v20.leg_from_participant(participant, seen_at=self.clock.now(),

@@ -12,6 +12,7 @@ import binascii
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable
 
@@ -53,10 +54,11 @@ def jwt_lifetime_s(token: str, *, issuer_now_s: float) -> float | None:
     if not claims:
         return None
     exp = claims.get("exp")
-    if not _is_number(exp):
+    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
         return None
-    issued = claims.get("iat") if _is_number(claims.get("iat")) else issuer_now_s
-    lifetime = float(exp) - float(issued)
+    iat = claims.get("iat")
+    issued = float(iat) if isinstance(iat, (int, float)) and not isinstance(iat, bool) else issuer_now_s
+    lifetime = float(exp) - issued
     return lifetime if lifetime > 0 else None
 
 
@@ -78,6 +80,15 @@ def expires_in_seconds(expires_in: Any) -> float | None:
 def refresh_after_s(lifetime_s: float) -> float:
     """When to replace a token of that lifetime: REFRESH_MARGIN_S early, but never in its first 3/4."""
     return max(lifetime_s - REFRESH_MARGIN_S, lifetime_s * 0.75)
+
+
+@dataclass(frozen=True)
+class TokenStatus:
+    """The token's state for health checks."""
+
+    valid: bool
+    expires_in_s: float | None      # None while there is no token
+    last_error: str | None          # the last failed fetch, cleared by a successful one
 
 
 class TokenSource:
@@ -132,16 +143,14 @@ class TokenSource:
         with self._lock:
             self._callbacks.append(callback)
 
-    def status(self) -> dict[str, Any]:
-        """{"valid": bool, "expires_in_s": float | None, "last_error": str | None} for health checks."""
+    def status(self) -> TokenStatus:
+        """Whether a valid token is held, how long it has left and the last fetch error."""
         with self._lock:
             now = self._clock.time()
             has_token = self._token is not None
-            return {
-                "valid": has_token and now < self._expires_at,
-                "expires_in_s": round(self._expires_at - now, 1) if has_token else None,
-                "last_error": self._last_error,
-            }
+            return TokenStatus(valid=has_token and now < self._expires_at,
+                               expires_in_s=round(self._expires_at - now, 1) if has_token else None,
+                               last_error=self._last_error)
 
     def _fetch_locked(self) -> tuple[str, bool]:
         """POST /connect/token; store and return the new token and whether it replaced an older one."""

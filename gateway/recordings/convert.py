@@ -16,6 +16,7 @@ import threading
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ffmpeg
 
@@ -25,7 +26,7 @@ NICENESS = 10            # conversions yield the CPU to the request threads and 
 _STDERR_TAIL_CHARS = 300
 
 
-def mp3_stream(src: str | os.PathLike, dst: str | os.PathLike, bitrate: str):
+def mp3_stream(src: str | os.PathLike[str], dst: str | os.PathLike[str], bitrate: str) -> Any:
     """The ffmpeg-python stream that turns WAV `src` into mono MP3 `dst` at `bitrate` (e.g. "32k").
 
     The format is named explicitly because `dst` is a temporary name without the .mp3 suffix.
@@ -51,6 +52,16 @@ class ConversionResult:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class ConversionStatus:
+    """Conversions since start, the pool size and the last failure (None when none)."""
+
+    converted: int
+    failed: int
+    workers: int
+    last_error: str | None
+
+
 class _Permanent(Exception):
     """A failure that another attempt cannot fix (missing input, missing ffmpeg)."""
 
@@ -73,15 +84,17 @@ class ConversionPool:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ffmpeg")
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._running: set[subprocess.Popen] = set()
+        self._running: set[subprocess.Popen[bytes]] = set()
         self._counts = {"converted": 0, "failed": 0}
         self._last_error: str | None = None
 
-    def submit(self, src: str | os.PathLike, dst: str | os.PathLike, *, leg_id: str) -> Future:
+    def submit(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
+               leg_id: str) -> Future[ConversionResult]:
         """Queue one conversion; the Future resolves to a ConversionResult."""
         return self._executor.submit(self._convert, Path(src), Path(dst), leg_id)
 
-    def convert(self, src: str | os.PathLike, dst: str | os.PathLike, *, leg_id: str) -> ConversionResult:
+    def convert(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
+                leg_id: str) -> ConversionResult:
         """Convert through the pool and wait for the result (call from a non-pool thread)."""
         try:
             return self.submit(src, dst, leg_id=leg_id).result()
@@ -93,8 +106,12 @@ class ConversionPool:
         self._stop.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
         done = threading.Event()
-        waiter = threading.Thread(target=lambda: (self._executor.shutdown(wait=True), done.set()),
-                                  name="ffmpeg-stop", daemon=True)
+
+        def drain() -> None:
+            self._executor.shutdown(wait=True)
+            done.set()
+
+        waiter = threading.Thread(target=drain, name="ffmpeg-stop", daemon=True)
         waiter.start()
         if not done.wait(timeout_s):
             with self._lock:
@@ -102,10 +119,11 @@ class ConversionPool:
                     process.kill()
             waiter.join(1.0)
 
-    def status(self) -> dict:
+    def status(self) -> ConversionStatus:
         """Counters since start and the last failure (None when none)."""
         with self._lock:
-            return {**self._counts, "workers": self.workers, "last_error": self._last_error}
+            return ConversionStatus(converted=self._counts["converted"], failed=self._counts["failed"],
+                                    workers=self.workers, last_error=self._last_error)
 
     # --- in a pool thread ---------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, Protocol
 
 from gateway.pbx import odata
 from gateway.pbx.errors import PbxError, PbxRejected
@@ -100,9 +101,13 @@ def assign(candidates: list[Candidate], legs: list[WantedLeg]) -> dict[str, list
             continue
         started = [leg for leg in matching
                    if leg.answered_at and leg.answered_at - START_SLACK <= candidate.start_time]
-        chosen = max(started, key=lambda leg: leg.answered_at) if started else matching[0]
+        chosen = max(started, key=_answered_at) if started else matching[0]
         result[chosen.leg_id].append(candidate)
     return result
+
+
+def _answered_at(leg: WantedLeg) -> datetime:
+    return leg.answered_at or datetime.min.replace(tzinfo=timezone.utc)
 
 
 def recordings_filter(dn: str, not_before: datetime) -> str:
@@ -165,10 +170,27 @@ class Search:
         return False
 
 
+@dataclass(frozen=True)
+class FetcherStatus:
+    """The outcome of the last XAPI look-up: its error, and whether it was a missing role (403)."""
+
+    last_error: str | None
+    is_forbidden: bool
+
+
+class RecordingStore(Protocol):
+    """The XAPI reads the fetcher needs (`XapiClient`; tests hand in a stand-in)."""
+
+    def list(self, entity_set: str, *, filter: str | None = None,
+             orderby: str | None = None) -> list[dict[str, Any]]: ...
+
+    def download(self, path: str) -> bytes: ...
+
+
 class RecordingFetcher:
     """Looks up recordings through XAPI (and `local_dir`) and produces WAV files to convert."""
 
-    def __init__(self, xapi, *, local_dir: str | os.PathLike = "") -> None:
+    def __init__(self, xapi: RecordingStore, *, local_dir: str | os.PathLike[str] = "") -> None:
         self._xapi = xapi
         self._local_dir = Path(local_dir) if str(local_dir) else None
         self._lock = threading.Lock()
@@ -211,10 +233,10 @@ class RecordingFetcher:
         target.write_bytes(data)
         return target
 
-    def status(self) -> dict:
-        """{"last_error": str | None, "is_forbidden": bool} of the last XAPI look-up."""
+    def status(self) -> FetcherStatus:
+        """The error and 403 flag of the last XAPI look-up."""
         with self._lock:
-            return {"last_error": self._last_error, "is_forbidden": self._is_forbidden}
+            return FetcherStatus(last_error=self._last_error, is_forbidden=self._is_forbidden)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -237,7 +259,7 @@ class RecordingFetcher:
             self._last_error = None
             self._is_forbidden = False
 
-    def _from_xapi(self, row: dict) -> Candidate | None:
+    def _from_xapi(self, row: dict[str, Any]) -> Candidate | None:
         start = parse_time(row.get("StartTime"))
         if start is None or row.get("Id") is None:
             return None
@@ -263,6 +285,8 @@ class RecordingFetcher:
 
     def _scan_local(self, legs: list[WantedLeg]) -> list[Candidate]:
         candidates: list[Candidate] = []
+        if self._local_dir is None:
+            return candidates
         folders = {self._local_dir} | {self._local_dir / leg.dn for leg in legs}
         for folder in sorted(folders):
             try:

@@ -29,9 +29,12 @@ from typing import Any, Iterable
 
 from gateway.clock import Clock
 from gateway.config import Config
+from gateway.live.model import Call
+from gateway.live.ports import WebhookSink
+from gateway.live.webhooks import CallEnded
 from gateway.pbx.errors import PbxError
 from gateway.recordings.convert import ConversionPool
-from gateway.recordings.fetch import Candidate, RecordingFetcher, Search, WantedLeg
+from gateway.recordings.fetch import Candidate, RecordingFetcher, RecordingStore, Search, WantedLeg
 from gateway.recordings.links import RecordingLinks
 from gateway.recordings.names import is_valid_leg_id, mp3_name
 
@@ -49,13 +52,32 @@ class _CallJob:
     """One ended call: its legs to look for and the end events that name them."""
 
     search: Search
-    events: dict[str, Any]       # leg id -> its CallEnded event
+    events: dict[str, CallEnded]     # leg id -> its CallEnded event
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    """State for /healthz and /metrics; `last_error` names a missing System Owner role.
+
+    pending: calls still waiting for recordings; converted / failed: files since start;
+    posted: FILES webhooks queued; missing: answered legs whose recording never appeared.
+    """
+
+    enabled: bool
+    posting: bool
+    pending: int
+    posted: int
+    missing: int
+    converted: int
+    failed: int
+    last_error: str | None
+    is_forbidden: bool
 
 
 class RecordingPipeline:
     """Turns ended calls into MP3 files and FILES webhooks; see the module docstring."""
 
-    def __init__(self, config: Config, xapi, outbox, *, clock: Clock, poll_s: float = 1.0,
+    def __init__(self, config: Config, xapi: RecordingStore, outbox: WebhookSink, *, clock: Clock, poll_s: float = 1.0,
                  settle_s: float = 1.5, margin_s: float = MARGIN_S,
                  convert_timeout_s: float = CONVERT_TIMEOUT_S, retry_delay_s: float = 1.0) -> None:
         settings = config.recordings
@@ -86,19 +108,19 @@ class RecordingPipeline:
 
     # --- called by other threads --------------------------------------------------------------
 
-    def call_ended(self, call, ended_events: Iterable[Any]) -> None:
+    def call_ended(self, call: Call, ended_events: Iterable[CallEnded]) -> None:
         """Queue the recordings of a call that has completely ended (the watcher thread calls this).
 
-        `call` is a `gateway.live.model.Call`; `ended_events` are the CallEnded events of its
-        answered legs. Returns at once; unanswered or id-less events are ignored.
+        `ended_events` are the CallEnded events of its answered legs. Returns at once; unanswered or
+        id-less events are ignored.
         """
         if not self.is_enabled or self._stop.is_set():
             return
         now = self._clock.now()
         legs: list[WantedLeg] = []
-        events: dict[str, Any] = {}
+        events: dict[str, CallEnded] = {}
         for event in ended_events:
-            if not getattr(event, "is_answered", True):
+            if not event.is_answered:
                 continue
             leg = self._wanted_leg(call, event, now)
             if leg is not None:
@@ -111,7 +133,7 @@ class RecordingPipeline:
         with self._lock:
             self._waiting += 1
         self._inbox.put(_CallJob(search, events))
-        logger.debug("call %s: waiting for recordings of %s", getattr(call, "v20_call_id", "?"),
+        logger.debug("call %s: waiting for recordings of %s", call.v20_call_id,
                      ", ".join(events))
 
     def start(self) -> None:
@@ -133,22 +155,15 @@ class RecordingPipeline:
         self._legs.shutdown(wait=False, cancel_futures=True)
         self.pool.stop(timeout_s)
 
-    def status(self) -> dict:
-        """State for /healthz and /metrics; `last_error` names a missing System Owner role.
-
-        pending: calls still waiting for recordings; converted / failed: files since start;
-        posted: FILES webhooks queued; missing: answered legs whose recording never appeared.
-        """
+    def status(self) -> PipelineStatus:
+        """State for /healthz and /metrics (see PipelineStatus)."""
         fetch = self.fetcher.status()
         with self._lock:
-            return {
-                "enabled": self.is_enabled,
-                "posting": self.is_posting,
-                "pending": self._waiting,
-                **self._counts,
-                "last_error": fetch["last_error"] or self._last_error,
-                "is_forbidden": fetch["is_forbidden"],
-            }
+            return PipelineStatus(enabled=self.is_enabled, posting=self.is_posting, pending=self._waiting,
+                                  posted=self._counts["posted"], missing=self._counts["missing"],
+                                  converted=self._counts["converted"], failed=self._counts["failed"],
+                                  last_error=fetch.last_error or self._last_error,
+                                  is_forbidden=fetch.is_forbidden)
 
     # --- the "recordings" thread --------------------------------------------------------------
 
@@ -197,7 +212,7 @@ class RecordingPipeline:
 
     # --- a "recordings-leg" thread ------------------------------------------------------------
 
-    def _finish_leg(self, leg: WantedLeg, files: list[Candidate], event) -> None:
+    def _finish_leg(self, leg: WantedLeg, files: list[Candidate], event: CallEnded) -> None:
         try:
             names = self._convert_leg(leg, files)
             if names and self.is_posting:
@@ -239,7 +254,7 @@ class RecordingPipeline:
         logger.error("leg %s: could not fetch recording %s", leg.leg_id, candidate.key)
         return None
 
-    def _post(self, leg: WantedLeg, names: list[str], event) -> None:
+    def _post(self, leg: WantedLeg, names: list[str], event: CallEnded) -> None:
         now = self._clock.time()
         body: dict[str, Any] = {"FILES": [self.links.url(name, now) for name in names],
                                 "id": leg.leg_id}
@@ -252,21 +267,19 @@ class RecordingPipeline:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _wanted_leg(self, call, event, now: datetime) -> WantedLeg | None:
-        params = event.params()
-        leg_id = params.get("id", "")
-        dn = getattr(event, "dn", "") or params.get("user", "")
+    def _wanted_leg(self, call: Call, event: CallEnded, now: datetime) -> WantedLeg | None:
+        leg_id = event.id
+        dn = event.dn or event.user
         if not is_valid_leg_id(leg_id) or not dn:
             logger.warning("call end event without a usable id/user, no recording: %r", leg_id)
             return None
-        answered_at = _aware(getattr(event, "answered_at", None))
+        answered_at = _aware(event.answered_at)
         if answered_at is None:
-            answered = [leg.answered_at for leg in getattr(call, "legs", ())
-                        if getattr(leg, "dn", None) == dn and getattr(leg, "answered_at", None)]
+            answered = [leg.answered_at for leg in call.legs if leg.dn == dn and leg.answered_at]
             answered_at = _aware(min(answered) if answered else None)
-        since = answered_at or _aware(call.answered_at) or _aware(call.arrived_at)
-        ended_at = _aware(getattr(event, "ended_at", None)) or now
-        numbers = tuple(n for n in (params.get("callerid", ""),) if n)
+        since = answered_at or _aware(call.answered_at) or _aware(call.arrived_at) or now
+        ended_at = _aware(event.ended_at) or now
+        numbers = (event.callerid,) if event.callerid else ()
         return WantedLeg(leg_id, dn, numbers, since - self._margin, max(ended_at, now) + self._margin,
                          answered_at)
 

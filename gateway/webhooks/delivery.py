@@ -29,6 +29,7 @@ import random
 import re
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -36,6 +37,7 @@ import requests
 
 import gateway
 from gateway.clock import Clock
+from gateway.config import WebhooksConfig
 from gateway.webhooks import policy
 from gateway.webhooks.outbox import Outbox, OutboxEvent
 from gateway.webhooks.signing import sign
@@ -48,10 +50,22 @@ WAITING_POLL_S = 1.0  # longest nap while events wait for their retry time
 ERROR_PAUSE_S = 1.0  # after the outbox itself failed, before the event may be tried again
 
 
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """Whether delivery is on and running, what is in flight, and the outbox counts."""
+
+    enabled: bool
+    running: bool
+    in_flight: int
+    pending: int
+    failed: int
+    delivered: int
+
+
 class Delivery:
     """Sends outbox events to [webhooks] url; `start()`/`stop()` run it, `run_due()` is synchronous."""
 
-    def __init__(self, outbox: Outbox, webhooks_config: Any, *, clock: Clock,
+    def __init__(self, outbox: Outbox, webhooks_config: WebhooksConfig, *, clock: Clock,
                  session: requests.Session | None = None, senders: int = SENDERS,
                  rand: Callable[[], float] = random.random) -> None:
         self._outbox = outbox
@@ -115,12 +129,14 @@ class Delivery:
         """Make the dispatcher look at the outbox now (called by Outbox.add and requeue)."""
         self._wake.set()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> DeliveryStatus:
         """For health checks: whether delivery is on and running, what is in flight, the counts."""
         with self._lock:
             in_flight = len(self._in_flight)
-        return {"enabled": self.is_enabled, "running": self.is_running, "in_flight": in_flight,
-                **self._outbox.counts()}
+        counts = self._outbox.counts()
+        return DeliveryStatus(enabled=self.is_enabled, running=self.is_running, in_flight=in_flight,
+                              pending=counts["pending"], failed=counts["failed"],
+                              delivered=counts["delivered"])
 
     # --- synchronous ---------------------------------------------------------------------------
 
@@ -229,6 +245,7 @@ class Delivery:
         """The exact request for `event`, signed over what will go on the wire."""
         method = event.method or self._config.method
         headers = {"User-Agent": f"3cx-gateway/{gateway.__version__}", "X-Webhook-Id": event.id}
+        body = b""
         if method == "POST":
             body = json.dumps(event.params, ensure_ascii=False, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
@@ -239,8 +256,8 @@ class Delivery:
         prepared = self._session.prepare_request(request)
         if self._config.secret:
             # Sign what requests will send: after preparing, the URL and body are final.
-            signed = prepared.body if method == "POST" else urlsplit(prepared.url).query.encode()
-            prepared.headers["X-Webhook-Signature"] = sign(self._config.secret, signed or b"")
+            signed = body if method == "POST" else urlsplit(prepared.url or "").query.encode()
+            prepared.headers["X-Webhook-Signature"] = sign(self._config.secret, signed)
         return prepared
 
 

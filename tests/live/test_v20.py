@@ -40,7 +40,8 @@ def test_leg_from_participant_reads_every_field():
     leg = v20.leg_from_participant(body, seen_at=T0, dn_kind="extension")
 
     assert (leg.dn, leg.participant_id, leg.v20_call_id, leg.v20_leg_id, leg.status) == ("101", 7, 698, 3, "talking")
-    assert (leg.party_number, leg.party_name, leg.party_dn, leg.party_kind) == (CALLER, "Jan Novak", "10000", "external")
+    assert (leg.party_number, leg.party_name, leg.party_dn, leg.party_kind) == (
+        CALLER, "Jan Novak", "10000", "external")
     assert (leg.did, leg.device_id, leg.is_remote_controllable) == (DID, "sip:101@127.0.0.1:5060", True)
     assert (leg.via_dn, leg.via_kind, leg.referred_by_dn) == ("800", "queue", "102")
     assert (leg.seen_at, leg.answered_at, leg.first_status) == (T0, T0, "talking")

@@ -8,6 +8,7 @@ from gateway.live.errors import NoSuchLeg
 from gateway.live.machine import Rules, advance
 from gateway.live.model import CallTable
 from gateway.live.view import LiveView
+from gateway.live.watcher import WatcherStatus
 from tests.live.conftest import T0, ZONE, participant, seen
 
 
@@ -18,8 +19,9 @@ class StandInWatcher:
         self.is_live = is_live
         self.clock = FakeClock(T0)
 
-    def status(self) -> dict:
-        return {"connected": self.is_live, "synced": self.is_live, "last_event_age_s": None, "calls": 0}
+    def status(self) -> WatcherStatus:
+        return WatcherStatus(connected=self.is_live, synced=self.is_live, last_event_age_s=None, calls=0,
+                             events_total=0)
 
 
 class StandInCallControl:

@@ -8,7 +8,7 @@ import pytest
 from gateway.clock import FakeClock
 from gateway.config import from_dict
 from gateway.live.model import CallTable
-from gateway.live.watcher import DidNames, Watcher
+from gateway.live.watcher import DidNames, Watcher, WatcherStatus
 from gateway.pbx.errors import PbxNotFound, PbxUnreachable
 from gateway.webhooks.outbox import Outbox
 from tests.live.conftest import CALLER, DID, T0, participant
@@ -151,7 +151,8 @@ def test_upsert_answered_404_is_taken_as_a_remove(parts):
 
     parts.watcher.handle(upsert("101", 1))
 
-    assert [(p["event"], p.get("finishtype")) for _key, p in parts.sent()] == [("ringing", None), ("incoming", "Missed")]
+    sent = [(p["event"], p.get("finishtype")) for _key, p in parts.sent()]
+    assert sent == [("ringing", None), ("incoming", "Missed")]
     assert parts.table.calls() == []
 
 
@@ -202,7 +203,7 @@ def test_resync_sends_the_end_of_a_call_that_ended_while_disconnected(parts):
                                                      ("hangupincoming", "261124100000_698-1"),
                                                      ("incoming", "261124100000_698-1")]
     assert "after reconnecting" in sent[-1]["title"]
-    assert parts.watcher.status()["synced"] is True
+    assert parts.watcher.status().synced is True
 
 
 def test_resync_picks_up_calls_that_started_while_disconnected(parts):
@@ -223,7 +224,7 @@ def test_resync_failure_leaves_the_watcher_unsynced(parts):
     with pytest.raises(PbxUnreachable):
         parts.stream.handlers[1]()
 
-    assert parts.watcher.status()["synced"] is False
+    assert parts.watcher.status().synced is False
 
 
 def test_start_registers_with_the_stream_and_status_reports(parts):
@@ -235,9 +236,9 @@ def test_start_registers_with_the_stream_and_status_reports(parts):
     status = parts.watcher.status()
 
     assert parts.stream.is_started
-    assert status == {"connected": True, "synced": True, "last_event_age_s": 3.0, "calls": 1}
+    assert status == WatcherStatus(connected=True, synced=True, last_event_age_s=3.0, calls=1, events_total=1)
     parts.watcher.stop(1)
-    assert parts.watcher.status()["connected"] is False
+    assert parts.watcher.status().connected is False
 
 
 def test_did_names_reload_at_most_once_a_minute():

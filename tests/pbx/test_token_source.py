@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from gateway.clock import FakeClock
-from gateway.pbx.auth import TokenSource
+from gateway.pbx.auth import TokenSource, TokenStatus
 from gateway.pbx.callcontrol import CallControlClient
 from gateway.pbx.errors import PbxAuthFailed, PbxUnreachable
 from gateway.pbx.http import new_session
@@ -43,7 +43,7 @@ def test_one_token_is_shared_by_xapi_and_call_control(sim, tokens):
     callcontrol.devices("101")
 
     assert token_requests(sim) == 1
-    assert tokens.status()["valid"] is True
+    assert tokens.status().valid is True
 
 
 def test_parallel_first_use_fetches_one_token(sim, tokens):
@@ -118,7 +118,7 @@ def test_refused_secret_raises_auth_failed_without_the_secret(sim, caplog):
     assert f"client id {sim.client_id!r}" in str(raised.value)
     assert secret not in str(raised.value)
     assert secret not in caplog.text
-    assert tokens.status() == {"valid": False, "expires_in_s": None, "last_error": str(raised.value)}
+    assert tokens.status() == TokenStatus(valid=False, expires_in_s=None, last_error=str(raised.value))
 
 
 def test_refused_tokens_fault_raises_auth_failed(sim, tokens):
@@ -156,4 +156,4 @@ def test_failed_early_renewal_keeps_the_still_valid_token(sim, tokens, clock):
     clock.advance(3600 - 30)
 
     assert tokens.token() == first
-    assert tokens.status()["last_error"] is not None
+    assert tokens.status().last_error is not None

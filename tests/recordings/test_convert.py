@@ -79,7 +79,7 @@ def test_convert_of_broken_wav_is_retried_then_reported(pool, tmp_path, mp3_dir,
     assert "ffmpeg exited" in result.error
     assert list(mp3_dir.iterdir()) == []
     assert any("211230102738_669-1" in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records)
-    assert pool.status()["failed"] == 1 and "211230102738_669-1" in pool.status()["last_error"]
+    assert pool.status().failed == 1 and "211230102738_669-1" in pool.status().last_error
 
 
 def test_convert_of_missing_wav_is_not_retried(pool, tmp_path, mp3_dir):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gateway.pbx.errors import PbxRejected, PbxUnreachable
-from gateway.recordings.fetch import (Candidate, RecordingFetcher, Search, WantedLeg, assign, matches,
+from gateway.recordings.fetch import (Candidate, FetcherStatus, RecordingFetcher, Search, WantedLeg, assign, matches,
                                       parse_time, recordings_filter)
 
 T0 = datetime(2026, 11, 24, 9, 0, 0, tzinfo=timezone.utc)
@@ -135,8 +135,8 @@ def test_find_refused_with_403_says_system_owner_in_log_and_status(caplog, stand
     found = fetcher.find([make_leg()])
 
     assert found == {"261124100000_7-1": []}
-    assert fetcher.status()["is_forbidden"] is True
-    assert "System Owner" in fetcher.status()["last_error"]
+    assert fetcher.status().is_forbidden is True
+    assert "System Owner" in fetcher.status().last_error
     assert any("System Owner" in r.getMessage() for r in caplog.records)
 
 
@@ -148,7 +148,7 @@ def test_find_clears_the_error_once_xapi_answers_again(standin_xapi):
     xapi.error = None
     fetcher.find([make_leg()])
 
-    assert fetcher.status() == {"last_error": None, "is_forbidden": False}
+    assert fetcher.status() == FetcherStatus(last_error=None, is_forbidden=False)
 
 
 def test_fetch_downloads_the_wav_into_the_work_folder(tmp_path, wav_bytes, standin_xapi):

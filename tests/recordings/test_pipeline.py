@@ -88,7 +88,7 @@ def test_one_leg_gives_one_mp3_and_one_files_webhook(run_pipeline, standin_xapi,
     assert link.startswith("https://gw.example.com:5001/webapi/recording/")
     assert abs(probe(mp3_dir / f"{LEG1}-1.mp3")["duration_s"] - 2.0) < 0.1
     assert sorted(p.name for p in mp3_dir.iterdir()) == [f"{LEG1}-1.mp3"]
-    assert pipeline.status()["posted"] == 1 and pipeline.status()["converted"] == 1
+    assert pipeline.status().posted == 1 and pipeline.status().converted == 1
 
 
 def test_posted_link_downloads_the_converted_file(run_pipeline, standin_xapi, outbox, wav_bytes,
@@ -182,12 +182,12 @@ def test_recording_that_never_appears_is_reported_after_wait_s(run_pipeline, sta
     pipeline = run_pipeline(standin_xapi([]), clock=clock)
     now = clock.now()
     pipeline.call_ended(make_call(now), [ended(LEG1, "101", answered_at=now, ended_at=now)])
-    wait_until(lambda: pipeline.status()["pending"] == 1)
+    wait_until(lambda: pipeline.status().pending == 1)
 
     clock.advance(6)   # [recordings] wait_s = 5
 
-    wait_until(lambda: pipeline.status()["missing"] == 1)
-    assert pipeline.status()["pending"] == 0 and outbox.events() == []
+    wait_until(lambda: pipeline.status().missing == 1)
+    assert pipeline.status().pending == 0 and outbox.events() == []
 
 
 def test_forbidden_recordings_show_in_status(run_pipeline, standin_xapi):
@@ -197,8 +197,8 @@ def test_forbidden_recordings_show_in_status(run_pipeline, standin_xapi):
 
     pipeline.call_ended(make_call(now), [ended(LEG1, "101", answered_at=now, ended_at=now)])
 
-    status = wait_until(lambda: (s := pipeline.status())["is_forbidden"] and s)
-    assert "System Owner" in status["last_error"]
+    status = wait_until(lambda: (s := pipeline.status()).is_forbidden and s)
+    assert "System Owner" in status.last_error
 
 
 def test_call_ended_does_not_wait_for_the_pbx(run_pipeline, standin_xapi):
@@ -216,7 +216,7 @@ def test_call_ended_does_not_wait_for_the_pbx(run_pipeline, standin_xapi):
 
     pipeline.call_ended(make_call(now), [ended(LEG2, "102", answered_at=now, ended_at=now)])
 
-    assert pipeline.status()["pending"] == 2
+    assert pipeline.status().pending == 2
     gate.set()
 
 
@@ -227,7 +227,7 @@ def test_disabled_pipeline_ignores_ended_calls(run_pipeline, standin_xapi, outbo
 
     pipeline.call_ended(make_call(now), [ended(LEG1, "101", answered_at=now, ended_at=now)])
 
-    assert pipeline.status()["pending"] == 0 and xapi.queries == []
+    assert pipeline.status().pending == 0 and xapi.queries == []
 
 
 def test_without_webhooks_files_are_converted_but_not_posted(run_pipeline, standin_xapi, outbox,
@@ -239,9 +239,9 @@ def test_without_webhooks_files_are_converted_but_not_posted(run_pipeline, stand
     pipeline.call_ended(make_call(now - timedelta(seconds=5)),
                         [ended(LEG1, "101", answered_at=now - timedelta(seconds=4), ended_at=now)])
 
-    wait_until(lambda: pipeline.status()["converted"] == 1)
+    wait_until(lambda: pipeline.status().converted == 1)
     assert (mp3_dir / f"{LEG1}-1.mp3").is_file() and outbox.events() == []
-    assert pipeline.status()["posted"] == 0
+    assert pipeline.status().posted == 0
 
 
 def test_broken_download_is_reported_and_nothing_posted(run_pipeline, standin_xapi, outbox, mp3_dir):
@@ -252,8 +252,8 @@ def test_broken_download_is_reported_and_nothing_posted(run_pipeline, standin_xa
     pipeline.call_ended(make_call(now - timedelta(seconds=5)),
                         [ended(LEG1, "101", answered_at=now - timedelta(seconds=4), ended_at=now)])
 
-    status = wait_until(lambda: (s := pipeline.status())["failed"] == 1 and s, timeout_s=20)
-    assert LEG1 in status["last_error"] and outbox.events() == []
+    status = wait_until(lambda: (s := pipeline.status()).failed == 1 and s, timeout_s=20)
+    assert LEG1 in status.last_error and outbox.events() == []
     assert [p.name for p in mp3_dir.iterdir()] == []
 
 

@@ -109,5 +109,5 @@ def test_recordings_refused_with_403_is_a_health_warning(sim, live_gateway, rece
 
     sim.play(inbound(CALLER).to_extension("101").answered_by("101").talk(2).caller_hangs_up())
 
-    status = wait_until(lambda: (s := live_gateway.recordings.status())["is_forbidden"] and s)
-    assert "System Owner" in status["last_error"]
+    status = wait_until(lambda: (s := live_gateway.recordings.status()).is_forbidden and s)
+    assert "System Owner" in status.last_error

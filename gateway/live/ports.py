@@ -1,0 +1,58 @@
+"""What the live model needs from its neighbours, as Protocols.
+
+The real parts are `pbx.callcontrol.CallControlClient`, `pbx.xapi.XapiClient`, `pbx.stream.EventStream`
+and `webhooks.outbox.Outbox`; tests hand in small stand-ins that answer the same methods.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from gateway.clock import Clock
+
+if TYPE_CHECKING:
+    from gateway.live.watcher import WatcherStatus
+
+
+class AllCallStates(Protocol):
+    """`GET /callcontrol`: every DN's state with its participants (v20 JSON objects)."""
+
+    def all_states(self) -> list[dict[str, Any]]: ...
+
+
+class CallStates(AllCallStates, Protocol):
+    """Call Control reads: every DN's state, one DN's state, one participant (v20 JSON objects)."""
+
+    def dn_state(self, dn: str) -> dict[str, Any]: ...
+
+    def participant(self, dn: str, participant_id: int) -> dict[str, Any]: ...
+
+
+class EntityLister(Protocol):
+    """XAPI collection reads (`/InboundRules`, `/Recordings`, ...)."""
+
+    def list(self, entity_set: str, *, filter: str | None = None) -> list[dict[str, Any]]: ...
+
+
+class EventSource(Protocol):
+    """The Call Control WebSocket: handlers run in its own thread between start() and stop()."""
+
+    def set_handlers(self, on_message: Callable[[dict[str, Any]], None], on_connect: Callable[[], None],
+                     on_disconnect: Callable[[str], None]) -> None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout_s: float) -> None: ...
+
+
+class WebhookSink(Protocol):
+    """Where webhook events are written before anything else happens (the outbox)."""
+
+    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None) -> str: ...
+
+
+class LiveState(Protocol):
+    """What LiveView asks the watcher: is the model in step, and what time it is."""
+
+    clock: Clock
+
+    def status(self) -> WatcherStatus: ...
