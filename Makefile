@@ -1,5 +1,5 @@
 # make demo: install and run the gateway against its built-in simulated PBX
-# make test: install and run the test suite
+# make test: install, then lint (ruff), type-check (mypy) and run the test suite
 VENV ?= .venv
 
 .PHONY: install demo test bench clean
@@ -13,6 +13,8 @@ demo: install
 	$(VENV)/bin/3cx-gateway demo
 
 test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
 bench: install

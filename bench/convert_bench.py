@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.recordings.convert import ConversionPool  # noqa: E402
+from gateway.recordings.convert import ConversionPool
 
 RATE = 8000
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (BARE_PATH, HOST, Child, cpu_seconds, free_port, machine_line,  # noqa: E402
+from bench.common import (BARE_PATH, HOST, Child, cpu_seconds, free_port, machine_line,
                           percentiles, start_bare, start_gateway, start_simulator, table, wait_http,
                           write_config)
 
@@ -278,7 +278,7 @@ def main() -> int:
                 else:
                     python_load(port, path, args.connections, seconds, tally)
 
-            for label, port, path, _, _ in targets:
+            for _label, port, path, _, _ in targets:
                 if args.warmup > 0:
                     load_once(port, path, args.warmup, None)
             tallies = {label: Tally() for label, *_ in targets}
@@ -303,7 +303,7 @@ def main() -> int:
             for label, _, _, kind, _ in targets:
                 tally = tallies[label]
                 if tally.wrk_percentiles:   # wrk: the mean of its per-slice percentiles
-                    p50, p90, p99 = (sum(col) / len(col) for col in zip(*tally.wrk_percentiles))
+                    p50, p90, p99 = (sum(col) / len(col) for col in zip(*tally.wrk_percentiles, strict=True))
                 else:
                     p50, p90, p99 = percentiles(tally.latencies_ms)
                 ratio = tally.rate / bare_rate if bare_rate else float("nan")
@@ -316,7 +316,7 @@ def main() -> int:
                          "server cpu", "PBX cpu", "client cpu", "errors"], rows))
             print("(ratio: req/s over the bare endpoint's. CPU columns: CPU time over the run time, 100% = one "
                   "core; server = the gunicorn worker, PBX = the simulator process, client = this process)")
-            for label, _, _, kind, _ in targets:
+            for label, *_ in targets:
                 if tallies[label].first_error:
                     print(f"first error on {label}: {tallies[label].first_error}")
             print()

@@ -41,9 +41,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import requests  # noqa: E402
+import requests
 
-from bench.common import (HOST, free_port, machine_line, percentiles, start_gateway, status_kb,  # noqa: E402
+from bench.common import (HOST, free_port, machine_line, percentiles, start_gateway, status_kb,
                           table, wait_http, write_config)
 
 logger = logging.getLogger(__name__)

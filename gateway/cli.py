@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"3cx-gateway {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, handler: Callable[[argparse.Namespace], int], with_config: bool = True) -> argparse.ArgumentParser:
+    def add(name: str, handler: Callable[[argparse.Namespace], int],
+            with_config: bool = True) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=handler.__doc__, description=handler.__doc__)
         if with_config:
             command.add_argument("--config", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
@@ -115,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    status: int = args.handler(args)
+    return status
 
 
 if __name__ == "__main__":

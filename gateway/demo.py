@@ -5,6 +5,8 @@ the simulator plays realistic calls in a loop so webhooks arrive and commands ha
 """
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import logging
 import secrets
@@ -67,7 +69,7 @@ class _PrintingReceiver(BaseHTTPRequestHandler):
         pass
 
 
-def _demo_calls() -> list:
+def _demo_calls() -> list[Any]:
     from gateway.sim.scenarios import inbound, outbound
     return [
         inbound("+420774852529", did="+420233000111").to_queue("800", rings=["101", "102"])
@@ -81,7 +83,7 @@ def _demo_calls() -> list:
     ]
 
 
-def _wait_healthy(url: str, child: subprocess.Popen, timeout_s: float = 60.0) -> bool:
+def _wait_healthy(url: str, child: subprocess.Popen[bytes], timeout_s: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and child.poll() is None:
         try:

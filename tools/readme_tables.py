@@ -59,7 +59,7 @@ def command_table() -> str:
 def render(readme: str) -> str:
     for marker, table in (("config-table", config_table()), ("command-table", command_table())):
         pattern = re.compile(rf"(<!-- {marker}:start -->\n).*?(<!-- {marker}:end -->)", re.S)
-        readme = pattern.sub(lambda m: f"{m.group(1)}{table}\n{m.group(2)}", readme)
+        readme = pattern.sub(lambda m, table=table: f"{m.group(1)}{table}\n{m.group(2)}", readme)
     return readme
 
 

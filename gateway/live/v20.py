@@ -42,12 +42,12 @@ def kind_of(type_name: Any) -> str:
     return _KINDS.get(name, "other")
 
 
-def dn_kind_of(dn_info: dict) -> str:
+def dn_kind_of(dn_info: dict[str, Any]) -> str:
     """What a monitored DN is, from a DNInfo (`GET /callcontrol/{dn}` → `type`); default extension."""
     return kind_of(dn_info.get("type")) or "extension"
 
 
-def leg_from_participant(participant: dict, *, seen_at: datetime, dn_kind: str = "extension") -> Leg:
+def leg_from_participant(participant: dict[str, Any], *, seen_at: datetime, dn_kind: str = "extension") -> Leg:
     """A `Leg` from one v20 CallParticipant as `GET /callcontrol/{dn}/participants/{id}` answers it.
 
     The machine keeps `seen_at`, `answered_at` and its bookkeeping from an earlier reading of the

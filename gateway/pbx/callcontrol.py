@@ -71,88 +71,91 @@ class CallControlClient:
 
     # --- state -----------------------------------------------------------------------------------
 
-    def all_states(self) -> list[dict]:
+    def all_states(self) -> list[dict[str, Any]]:
         """DNInfo of every DN this API client sees: its route point and the monitored DNs."""
         return self._get("") or []
 
-    def dn_state(self, dn: str) -> dict:
+    def dn_state(self, dn: str) -> dict[str, Any]:
         """DNInfo {dn, type, devices, participants} of one DN."""
-        return self._get(f"/{segment(dn)}")
+        state: dict[str, Any] = self._get(f"/{segment(dn)}")
+        return state
 
-    def devices(self, dn: str) -> list[dict]:
+    def devices(self, dn: str) -> list[dict[str, Any]]:
         """Registered devices [{dn, device_id, user_agent}] of the DN."""
         return self._get(f"/{segment(dn)}/devices") or []
 
-    def device(self, dn: str, device_id: str) -> dict:
+    def device(self, dn: str, device_id: str) -> dict[str, Any]:
         """One device of the DN; PbxNotFound when it is not registered."""
-        return self._get(f"/{segment(dn)}/devices/{segment(device_id)}")
+        device: dict[str, Any] = self._get(f"/{segment(dn)}/devices/{segment(device_id)}")
+        return device
 
-    def participants(self, dn: str) -> list[dict]:
+    def participants(self, dn: str) -> list[dict[str, Any]]:
         """The DN's current participants (call legs)."""
         return self._get(f"/{segment(dn)}/participants") or []
 
-    def participant(self, dn: str, participant_id: int) -> dict:
+    def participant(self, dn: str, participant_id: int) -> dict[str, Any]:
         """One participant's current state; PbxNotFound when it is gone."""
-        return self._get(f"/{segment(dn)}/participants/{segment(int(participant_id))}")
+        participant: dict[str, Any] = self._get(f"/{segment(dn)}/participants/{segment(int(participant_id))}")
+        return participant
 
     # --- calls -----------------------------------------------------------------------------------
 
     def makecall(self, dn: str, destination: str, *, timeout_s: int | None = None,
-                 attached_data: Mapping[str, str] | None = None) -> dict:
+                 attached_data: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Start a call from the DN (the legacy form: with several devices the result may lack the leg)."""
         return self._post(f"/{segment(dn)}/makecall", _body(destination, None, timeout_s, attached_data))
 
     def makecall_from_device(self, dn: str, device_id: str, destination: str, *, timeout_s: int | None = None,
-                             attached_data: Mapping[str, str] | None = None) -> dict:
+                             attached_data: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Start a call from one registered device of the DN; the result names the new participant."""
         return self._post(f"/{segment(dn)}/devices/{segment(device_id)}/makecall",
                           _body(destination, None, timeout_s, attached_data))
 
     def action(self, dn: str, participant_id: int, action: str, *, destination: str | None = None,
                reason: str | None = None, timeout_s: int | None = None,
-               attached_data: Mapping[str, str] | None = None) -> dict:
+               attached_data: Mapping[str, str] | None = None) -> dict[str, Any]:
         """POST participant action `action` (one of ACTIONS); PbxRejected when the result reports failure."""
         if action not in ACTIONS:
             raise ValueError(f"unknown participant action {action!r}")
         path = f"/{segment(dn)}/participants/{segment(int(participant_id))}/{action}"
         return self._post(path, _body(destination, reason, timeout_s, attached_data))
 
-    def drop(self, dn: str, participant_id: int) -> dict:
+    def drop(self, dn: str, participant_id: int) -> dict[str, Any]:
         """End this participant's part of the call."""
         return self.action(dn, participant_id, "drop")
 
-    def answer(self, dn: str, participant_id: int) -> dict:
+    def answer(self, dn: str, participant_id: int) -> dict[str, Any]:
         """Answer a ringing participant (only direct_control devices or route points)."""
         return self.action(dn, participant_id, "answer")
 
-    def divert(self, dn: str, participant_id: int, destination: str, reason: str | None = None) -> dict:
+    def divert(self, dn: str, participant_id: int, destination: str, reason: str | None = None) -> dict[str, Any]:
         """Send a ringing participant's call to `destination` instead."""
         return self.action(dn, participant_id, "divert", destination=destination, reason=reason)
 
-    def routeto(self, dn: str, participant_id: int, destination: str) -> dict:
+    def routeto(self, dn: str, participant_id: int, destination: str) -> dict[str, Any]:
         """Offer a ringing or connected participant's call to `destination` as well."""
         return self.action(dn, participant_id, "routeto", destination=destination)
 
-    def transferto(self, dn: str, participant_id: int, destination: str) -> dict:
+    def transferto(self, dn: str, participant_id: int, destination: str) -> dict[str, Any]:
         """Blind-transfer a connected participant's call to `destination`."""
         return self.action(dn, participant_id, "transferto", destination=destination)
 
-    def attach_participant_data(self, dn: str, participant_id: int, data: Mapping[str, str]) -> dict:
+    def attach_participant_data(self, dn: str, participant_id: int, data: Mapping[str, str]) -> dict[str, Any]:
         """Attach key/value data to this participant's leg."""
         return self.action(dn, participant_id, "attach_participant_data", attached_data=data)
 
-    def attach_party_data(self, dn: str, participant_id: int, data: Mapping[str, str]) -> dict:
+    def attach_party_data(self, dn: str, participant_id: int, data: Mapping[str, str]) -> dict[str, Any]:
         """Attach key/value data to the other party's leg."""
         return self.action(dn, participant_id, "attach_party_data", attached_data=data)
 
     # --- plumbing --------------------------------------------------------------------------------
 
-    def _get(self, path: str) -> Any:
+    def _get(self, path: str) -> Any:   # the parsed JSON: a v20 object or list of them
         return json_body(self._http.send("GET", path), f"GET /callcontrol{path}")
 
-    def _post(self, path: str, body: dict) -> dict:
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         what = f"POST /callcontrol{path}"
-        result = json_body(self._http.send("POST", path, body=body), what)
+        result: dict[str, Any] | None = json_body(self._http.send("POST", path, body=body), what)
         if result is None:
             return {}   # a 2xx without a body: the status is all the PBX said
         if not is_success(result):
@@ -163,7 +166,7 @@ class CallControlClient:
 
 
 def _body(destination: str | None, reason: str | None, timeout_s: int | None,
-          attached_data: Mapping[str, str] | None) -> dict:
+          attached_data: Mapping[str, str] | None) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if destination is not None:
         body["destination"] = str(destination)

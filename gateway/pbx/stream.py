@@ -47,7 +47,7 @@ def ws_url(base_url: str) -> str:
 def backoff_delay_s(failures: int, *, min_s: float, max_s: float, rand: Callable[[], float] = random.random) -> float:
     """Delay before reconnect attempt number `failures` (1, 2, ...): min_s doubled each time, capped
     at max_s, then jittered down to half so many gateways do not reconnect in step."""
-    base = min(max_s, min_s * 2 ** max(0, failures - 1))
+    base: float = min(max_s, min_s * 2 ** max(0, failures - 1))
     return base * (0.5 + 0.5 * rand())
 
 
@@ -60,7 +60,7 @@ class _Pending:
 
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.answer: dict | None = None
+        self.answer: dict[str, Any] | None = None
         self.error: PbxError | None = None
 
 
@@ -78,7 +78,7 @@ class EventStream:
         self._min_backoff_s = min_backoff_s
         self._connect_timeout_s = connect_timeout_s
         self._healthy_after_s = healthy_after_s
-        self._on_message: Callable[[dict], None] = _ignore
+        self._on_message: Callable[[dict[str, Any]], None] = _ignore
         self._on_connect: Callable[[], None] = _ignore
         self._on_disconnect: Callable[[str], None] = _ignore
         self._lock = threading.Lock()
@@ -112,7 +112,7 @@ class EventStream:
         """How many connections have been opened so far."""
         return self._connects
 
-    def set_handlers(self, on_message: Callable[[dict], None], on_connect: Callable[[], None],
+    def set_handlers(self, on_message: Callable[[dict[str, Any]], None], on_connect: Callable[[], None],
                      on_disconnect: Callable[[str], None]) -> None:
         """Set the callbacks; all run in the "events" thread. Call before start()."""
         self._on_message = on_message
@@ -146,7 +146,7 @@ class EventStream:
         if ws is not None:
             _abort(ws)
 
-    def request(self, path: str, data: Any = None, *, timeout_s: float = 5.0) -> dict:
+    def request(self, path: str, data: Any = None, *, timeout_s: float = 5.0) -> dict[str, Any]:
         """Send {"RequestID","Path","RequestData"} and wait for the answer's attached_data.
 
         Returns {"RequestID", "Path", "StatusCode", "Response"} as the PBX sent it. PbxUnreachable

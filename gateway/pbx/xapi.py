@@ -55,7 +55,7 @@ class XapiClient:
         return json_body(response, f"GET /xapi/v1{path}")
 
     def list(self, entity_set: str, *, filter: str | None = None, select: Names = None,
-             expand: Names = None, orderby: Names = None, top: int | None = None) -> list[dict]:
+             expand: Names = None, orderby: Names = None, top: int | None = None) -> list[dict[str, Any]]:
         """Every entity of `entity_set` matching `filter`, fetched in pages of $top=100&$skip=n.
 
         `top` limits the total number returned. Build `filter` with gateway.pbx.odata.
@@ -63,7 +63,7 @@ class XapiClient:
         path = _absolute(entity_set)
         options = [("$filter", filter), ("$select", names(select)), ("$expand", names(expand)),
                    ("$orderby", names(orderby))]
-        items: list[dict] = []
+        items: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES):
             wanted = PAGE_SIZE if top is None else min(PAGE_SIZE, top - len(items))
             if wanted <= 0:
@@ -77,7 +77,7 @@ class XapiClient:
         logger.warning("GET /xapi/v1%s: stopped after %s pages of %s", path, MAX_PAGES, PAGE_SIZE)
         return items
 
-    def find(self, entity_set: str, number: str, *, select: Names = None, expand: Names = None) -> dict:
+    def find(self, entity_set: str, number: str, *, select: Names = None, expand: Names = None) -> dict[str, Any]:
         """The entity of `entity_set` whose Number is `number`; PbxNotFound when there is none.
 
         `$filter=Number eq '...'` works on every v20 build, unlike the by-number key or function.
@@ -88,10 +88,11 @@ class XapiClient:
             raise PbxNotFound(f"/xapi/v1{_absolute(entity_set)}: no entry with Number {number!r}")
         return found[0]
 
-    def post(self, path: str, body: Any) -> dict | None:
+    def post(self, path: str, body: Any) -> dict[str, Any] | None:
         """POST `body` as JSON; the created entity or action result, None for an empty answer."""
         path = _absolute(path)
-        return json_body(self._http.send("POST", path, body=body), f"POST /xapi/v1{path}")
+        result: dict[str, Any] | None = json_body(self._http.send("POST", path, body=body), f"POST /xapi/v1{path}")
+        return result
 
     def patch(self, path: str, body: Mapping[str, Any]) -> None:
         """PATCH the given fields (whole values; collections replace the old ones)."""
@@ -115,7 +116,7 @@ def _absolute(path: str) -> str:
     return "/" + path.lstrip("/")
 
 
-def _values(body: Any, path: str) -> list[dict]:
+def _values(body: Any, path: str) -> list[dict[str, Any]]:
     values = body.get("value") if isinstance(body, dict) else None
     if not isinstance(values, list):
         raise PbxRejected(200, f"GET /xapi/v1{path}: the answer holds no 'value' list")

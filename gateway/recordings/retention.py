@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from apscheduler.schedulers.base import BaseScheduler
+
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.recordings.names import is_valid_name
@@ -22,7 +24,7 @@ logger = logging.getLogger(__name__)
 JOB_ID = "recordings-retention"
 
 
-def delete_expired(mp3_dir: str | os.PathLike, keep_days: int, now: datetime) -> list[Path]:
+def delete_expired(mp3_dir: str | os.PathLike[str], keep_days: int, now: datetime) -> list[Path]:
     """Remove valid MP3 files in `mp3_dir` last modified more than `keep_days` before `now`.
 
     Subfolders, symbolic links and every other name are left alone. Returns the removed paths.
@@ -54,7 +56,7 @@ def delete_expired(mp3_dir: str | os.PathLike, keep_days: int, now: datetime) ->
     return removed
 
 
-def schedule_retention(scheduler, config: Config, clock: Clock) -> None:
+def schedule_retention(scheduler: BaseScheduler, config: Config, clock: Clock) -> None:
     """Add the nightly job to an APScheduler scheduler (cron at cleanup_time, PBX time zone)."""
     hour, minute = (int(part) for part in config.recordings.cleanup_time.split(":"))
     mp3_dir = config.recordings.mp3_dir

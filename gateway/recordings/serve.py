@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request, send_file
+from flask.typing import ResponseReturnValue
 
 from gateway.clock import Clock
 from gateway.recordings.links import RecordingLinks
@@ -27,7 +28,7 @@ def _not_found() -> tuple[Response, int]:
     return jsonify(NOT_FOUND_BODY), 404
 
 
-def create_recordings_blueprint(mp3_dir: str | os.PathLike, links: RecordingLinks, *,
+def create_recordings_blueprint(mp3_dir: str | os.PathLike[str], links: RecordingLinks, *,
                                 clock: Clock) -> Blueprint:
     """A blueprint serving valid, correctly linked MP3 files from `mp3_dir`."""
     folder = Path(mp3_dir)
@@ -35,7 +36,7 @@ def create_recordings_blueprint(mp3_dir: str | os.PathLike, links: RecordingLink
 
     # <path:...> so that names with slashes reach this check (and its 404) too.
     @blueprint.route("/webapi/recording/<path:name>", methods=["GET", "HEAD"])
-    def recording(name: str):
+    def recording(name: str) -> ResponseReturnValue:
         now = clock.time()
         exp, sig = request.args.get("exp"), request.args.get("sig")
         if not is_valid_name(name) or not links.is_allowed(name, exp, sig, now):

@@ -12,6 +12,8 @@
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from gateway.live.errors import NoSuchLeg
 from gateway.pbx.errors import PbxAuthFailed, PbxError, PbxNotFound, PbxRejected, PbxUnreachable
 
@@ -73,7 +75,7 @@ def _auth(exc: PbxError) -> WebApiError:
 
 
 # Every PbxError subclass maps to exactly one WebApiError; a test walks the subclasses.
-PBX_ERRORS: dict[type[PbxError], object] = {
+PBX_ERRORS: dict[type[PbxError], Callable[[Any], WebApiError]] = {
     PbxUnreachable: lambda exc: PbxDown(f"the PBX is unreachable: {exc}"),
     PbxAuthFailed: _auth,
     PbxNotFound: _not_found,
@@ -86,7 +88,7 @@ def from_pbx(exc: PbxError) -> WebApiError:
     """Translate a PBX client exception into the answer the legacy client sees."""
     for cls in type(exc).__mro__:
         if cls in PBX_ERRORS:
-            return PBX_ERRORS[cls](exc)  # type: ignore[operator]
+            return PBX_ERRORS[cls](exc)
     raise TypeError(f"unmapped PBX error {type(exc).__name__}")
 
 

@@ -1,11 +1,14 @@
 """Find a PBX entity by its legacy number, answering NoSuchNumber (404) when there is none."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, TypeVar
 
 from gateway.pbx import odata
 from gateway.pbx.errors import PbxNotFound
 from gateway.webapi.errors import NoSuchNumber
+
+if TYPE_CHECKING:
+    from gateway.services import Services
 
 T = TypeVar("T")
 
@@ -14,7 +17,7 @@ _WHAT = {"Users": "extension", "Queues": "queue", "RingGroups": "ring group",
          "Receptionists": "IVR", "Trunks": "external line"}
 
 
-def find(ctx: Any, entity_set: str, number: str, **options: Any) -> dict:
+def find(ctx: Services, entity_set: str, number: str, **options: Any) -> dict[str, Any]:
     """The entity of `entity_set` whose Number is `number` (options: select=, expand=)."""
     try:
         return ctx.xapi.find(entity_set, number, **options)
@@ -22,15 +25,15 @@ def find(ctx: Any, entity_set: str, number: str, **options: Any) -> dict:
         raise NoSuchNumber(f"{_WHAT.get(entity_set, entity_set)} {number} does not exist") from None
 
 
-def user(ctx: Any, number: str, **options: Any) -> dict:
+def user(ctx: Services, number: str, **options: Any) -> dict[str, Any]:
     return find(ctx, "Users", number, **options)
 
 
-def queue(ctx: Any, number: str, **options: Any) -> dict:
+def queue(ctx: Services, number: str, **options: Any) -> dict[str, Any]:
     return find(ctx, "Queues", number, **options)
 
 
-def ring_group(ctx: Any, number: str, **options: Any) -> dict:
+def ring_group(ctx: Services, number: str, **options: Any) -> dict[str, Any]:
     return find(ctx, "RingGroups", number, **options)
 
 
@@ -38,10 +41,10 @@ def ring_group(ctx: Any, number: str, **options: Any) -> dict:
 _FILTER_CHUNK = 20
 
 
-def users_by_number(ctx: Any, numbers: Iterable[str], select: str = "Number") -> dict[str, dict]:
+def users_by_number(ctx: Services, numbers: Iterable[str], select: str = "Number") -> dict[str, dict[str, Any]]:
     """The extensions among `numbers`, keyed by number (a few numbers per XAPI query)."""
     wanted = list(numbers)
-    found: dict[str, dict] = {}
+    found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(wanted), _FILTER_CHUNK):
         clauses = (odata.eq("Number", n) for n in wanted[start:start + _FILTER_CHUNK])
         for row in ctx.xapi.list("Users", filter=odata.any_of(*clauses), select=select):
@@ -49,7 +52,7 @@ def users_by_number(ctx: Any, numbers: Iterable[str], select: str = "Number") ->
     return found
 
 
-def require_extensions(ctx: Any, numbers: list[str]) -> None:
+def require_extensions(ctx: Services, numbers: list[str]) -> None:
     """Raise NoSuchNumber naming the first of `numbers` that is not an extension on the PBX."""
     found = users_by_number(ctx, numbers)
     missing = [n for n in numbers if n not in found]
@@ -57,7 +60,8 @@ def require_extensions(ctx: Any, numbers: list[str]) -> None:
         raise NoSuchNumber(f"extension {missing[0]} does not exist")
 
 
-def replace_members(ctx: Any, entity_set: str, entity: dict, collection: str, numbers: list[str]) -> None:
+def replace_members(ctx: Services, entity_set: str, entity: dict[str, Any], collection: str,
+                    numbers: list[str]) -> None:
     """Set `entity`'s `collection` (Members, Agents, Managers) to the extensions `numbers`.
 
     Every number must be an extension (NoSuchNumber names the first that is not). A collection in a
@@ -67,7 +71,7 @@ def replace_members(ctx: Any, entity_set: str, entity: dict, collection: str, nu
     ctx.xapi.patch(f"/{entity_set}({entity['Id']})", {collection: [{"Number": n} for n in numbers]})
 
 
-def cached(ctx: Any, key: tuple, load: Callable[[], T], *, is_state: bool = False) -> T:
+def cached(ctx: Services, key: tuple[Hashable, ...], load: Callable[[], T], *, is_state: bool = False) -> T:
     """`load()` through the shared read cache: configuration for [webapi] cache_s, extension state
     (registration, forwarding status, queue login) for [webapi] state_cache_s. Write commands clear it."""
     ttl_s = ctx.config.webapi.state_cache_s if is_state else None

@@ -9,13 +9,17 @@ from gateway.webapi.errors import BadParameter
 from gateway.webapi.params import Param
 
 
+# A command body: (ctx: Services, **parsed parameters) -> the legacy JSON answer.
+CommandFunction = Callable[..., dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Command:
     """One legacy command: its verbatim name, parameter spec, function and help text."""
 
     name: str
     params: Mapping[str, Param]
-    function: Callable[..., Any]
+    function: CommandFunction
     help: str
     is_write: bool
 
@@ -39,13 +43,14 @@ class Command:
 REGISTRY: dict[str, Command] = {}
 
 
-def command(name: str, /, *, write: bool = False, **params: Param) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def command(name: str, /, *, write: bool = False,
+            **params: Param) -> Callable[[CommandFunction], CommandFunction]:
     """Register `function` as legacy command `name` (`ext.fwd.set` is function `ext_fwd_set`).
 
     `write=True` marks commands that change PBX state (they invalidate the directory cache).
     """
 
-    def register(function: Callable[..., Any]) -> Callable[..., Any]:
+    def register(function: CommandFunction) -> CommandFunction:
         if name in REGISTRY:
             raise ValueError(f"command {name!r} registered twice")
         expected = ["ctx", *params]

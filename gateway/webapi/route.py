@@ -62,7 +62,7 @@ class WebApi:
             except Exception:
                 logger.exception("request listener %r failed for command %s", listener, name)
 
-    def run(self, command: Command, args: dict[str, Any]) -> dict:
+    def run(self, command: Command, args: dict[str, Any]) -> dict[str, Any]:
         """Call `command`, through the cache when it is a directory command."""
         if command.name in CACHED_COMMANDS:
             key = ("answer", command.name, tuple(sorted((k, repr(v)) for k, v in args.items())))
@@ -112,7 +112,7 @@ def register(app: Flask, services: Services) -> WebApi:
 
     blueprint = Blueprint("webapi", __name__)
 
-    def answer(name: str, label: str, key: str, call: Callable[[], dict]) -> tuple[Response, int]:
+    def answer(name: str, label: str, key: str, call: Callable[[], dict[str, Any]]) -> tuple[Response, int]:
         started = time.perf_counter()
         try:
             if not webapi.is_key_valid(key):
@@ -136,7 +136,7 @@ def register(app: Flask, services: Services) -> WebApi:
         if command is None and len(name) > MAX_NAME_SHOWN:
             name = name[:MAX_NAME_SHOWN] + "..."
 
-        def call() -> dict:
+        def call() -> dict[str, Any]:
             if command is None:
                 raise errors.UnknownCommand(name)
             return webapi.run(command, command.parse(_raw_params()))

@@ -250,7 +250,8 @@ class Outbox:
         row = self._db().execute(
             f"SELECT MIN(e.next_attempt_at) FROM events AS e JOIN ({heads}) AS head"
             " ON e.seq = head.seq", skip).fetchone()
-        return row[0]
+        next_at: float | None = row[0]
+        return next_at
 
     def get(self, event_id: str) -> OutboxEvent | None:
         """One event by id, or None."""

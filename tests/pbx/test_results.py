@@ -56,7 +56,8 @@ def test_failure_text_prefers_the_pbx_explanation(response, expected):
 
 
 @pytest.mark.parametrize("value, expected", [
-    ("sip:102@127.0.0.1:5483;rinstance=5a6cb7ecb40359bf", "sip%3A102%40127.0.0.1%3A5483%3Brinstance%3D5a6cb7ecb40359bf"),
+    ("sip:102@127.0.0.1:5483;rinstance=5a6cb7ecb40359bf",
+     "sip%3A102%40127.0.0.1%3A5483%3Brinstance%3D5a6cb7ecb40359bf"),
     ("a/b?c#d e", "a%2Fb%3Fc%23d%20e"),
     ("101", "101"),
     (42, "42"),

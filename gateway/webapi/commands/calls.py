@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from gateway.pbx import odata
 from gateway.pbx.errors import PbxNotFound, PbxRejected
@@ -37,13 +37,13 @@ def _known_dn(ctx: Services, number: str) -> Iterator[None]:
         raise
 
 
-def _pick_device(devices: list[dict]) -> dict | None:
+def _pick_device(devices: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The device to call from: one the PBX marks as remotely controllable, else the first; None if none."""
     return next((d for d in devices if d.get("direct_control")), devices[0] if devices else None)
 
 
 @command("makecall", first=Extension(), second=Number())
-def makecall(ctx: Services, first: str, second: str) -> dict:
+def makecall(ctx: Services, first: str, second: str) -> dict[str, Any]:
     """Ring `first` (an extension, or a queue/IVR/CFD number), then dial `second` when it answers.
 
     Difference on v20: an extension with devices rings one device (a remotely controllable one if
@@ -60,7 +60,7 @@ def makecall(ctx: Services, first: str, second: str) -> dict:
 
 
 @command("drop", num=Extension(), contact=Text(required=False, max_len=200), external=Number(required=False))
-def drop(ctx: Services, num: str, contact: str | None, external: str | None) -> dict:
+def drop(ctx: Services, num: str, contact: str | None, external: str | None) -> dict[str, Any]:
     """Hang up extension `num`'s call, narrowed by device `contact` and far end `external`."""
     leg = ctx.live.find_leg(num, contact=contact, external=external)
     ctx.callcontrol.drop(leg.dn, leg.participant_id)
@@ -69,7 +69,7 @@ def drop(ctx: Services, num: str, contact: str | None, external: str | None) -> 
 
 
 @command("answer", num=Extension(), contact=Text(required=False, max_len=200))
-def answer(ctx: Services, num: str, contact: str | None) -> dict:
+def answer(ctx: Services, num: str, contact: str | None) -> dict[str, Any]:
     """Answer the call ringing on extension `num`.
 
     Difference on v20: only devices with remote control (uaCSTA) can be answered; others answer
@@ -86,7 +86,7 @@ def answer(ctx: Services, num: str, contact: str | None) -> dict:
 
 
 @command("transfer", num=Extension(), contact=Text(required=False, max_len=200), dest=Number())
-def transfer(ctx: Services, num: str, contact: str | None, dest: str) -> dict:
+def transfer(ctx: Services, num: str, contact: str | None, dest: str) -> dict[str, Any]:
     """Blind-transfer extension `num`'s call to `dest` (a ringing call is diverted instead)."""
     leg = ctx.live.find_leg(num, contact=contact, statuses=("talking", "ringing"))
     # transferto works only on a connected participant, divert only on a ringing one (V20-API-NOTES §d).
@@ -99,7 +99,7 @@ def transfer(ctx: Services, num: str, contact: str | None, dest: str) -> dict:
 
 
 @command("join", num=Extension())
-def join(ctx: Services, num: str) -> dict:
+def join(ctx: Services, num: str) -> dict[str, Any]:
     """Join extension `num`'s calls into a conference.
 
     Not possible on v20: Call Control has no conference or join primitive.

@@ -34,10 +34,10 @@ NUMBER_FIELDS = ("PhoneNumber", "Mobile2", "Home", "Business", "Business2", "Bus
 _CONTACT_PARAMS: dict[str, Any] = {name: Text(required=False, max_len=255) for name in FIELDS}
 
 
-def _v20_fields(values: dict[str, Any]) -> dict:
+def _v20_fields(values: dict[str, Any]) -> dict[str, Any]:
     """The v20 contact fields for the legacy values that were given; unmapped ones are dropped."""
-    body = {FIELDS[name]: value for name, value in values.items()
-            if name in FIELDS and FIELDS[name] and value is not None}
+    body = {v20_name: value for name, value in values.items()
+            if (v20_name := FIELDS.get(name)) and value is not None}
     dropped = [name for name in values if name in FIELDS and not FIELDS[name] and values[name]]
     if dropped:
         logger.info("contact fields %s have no v20 counterpart and are not stored", ",".join(dropped))
@@ -70,7 +70,7 @@ def _existing(contact_id: int) -> Iterator[None]:
 
 
 @command("contact.find", num=Text(max_len=64), min_len=Integer(required=False, default=0, maximum=64))
-def contact_find(ctx: Services, num: str, min_len: int) -> dict:
+def contact_find(ctx: Services, num: str, min_len: int) -> dict[str, Any]:
     """Ids of contacts with a number equal to `num`, or ending with it when `num` is min_len long or more."""
     # contains() narrows the candidates on the PBX; the legacy rule is applied here (V20-API-NOTES §c).
     rows = ctx.xapi.list("Contacts", filter=odata.any_of(*(odata.contains(f, num) for f in NUMBER_FIELDS)),
@@ -84,7 +84,7 @@ def contact_find(ctx: Services, num: str, min_len: int) -> dict:
 def contact_new(ctx: Services, firstname: str | None, lastname: str | None, company: str | None,
                 phone: str | None, data0: str | None, data1: str | None, data2: str | None,
                 data3: str | None, data4: str | None, data5: str | None, data6: str | None,
-                data7: str | None, data8: str | None, data9: str | None) -> dict:
+                data7: str | None, data8: str | None, data9: str | None) -> dict[str, Any]:
     """Create a phonebook contact from firstname, lastname, company, phone and data0-data9.
 
     Difference on v20: data2 (Home2) and data8 (Homefax) have no v20 field and are dropped.
@@ -96,7 +96,7 @@ def contact_new(ctx: Services, firstname: str | None, lastname: str | None, comp
 
 
 @command("contact.del", write=True, id=Integer(minimum=1))
-def contact_del(ctx: Services, id: int) -> dict:
+def contact_del(ctx: Services, id: int) -> dict[str, Any]:
     """Delete phonebook contact `id`."""
     with _existing(id):
         ctx.xapi.delete(f"/Contacts({id})")
@@ -108,7 +108,7 @@ def contact_del(ctx: Services, id: int) -> dict:
 def contact_update(ctx: Services, id: int, firstname: str | None, lastname: str | None,
                    company: str | None, phone: str | None, data0: str | None, data1: str | None,
                    data2: str | None, data3: str | None, data4: str | None, data5: str | None,
-                   data6: str | None, data7: str | None, data8: str | None, data9: str | None) -> dict:
+                   data6: str | None, data7: str | None, data8: str | None, data9: str | None) -> dict[str, Any]:
     """Change the given fields of contact `id` (same fields as contact.new; others stay).
 
     Difference on v20: data2 (Home2) and data8 (Homefax) have no v20 field and are dropped.
@@ -124,7 +124,7 @@ def contact_update(ctx: Services, id: int, firstname: str | None, lastname: str 
 
 
 @command("contact.get", id=Integer(minimum=1))
-def contact_get(ctx: Services, id: int) -> dict:
+def contact_get(ctx: Services, id: int) -> dict[str, Any]:
     """Contact `id` with 004's keys.
 
     Difference on v20: crmContactData, data2 (Home2) and data8 (Homefax) are always "".

@@ -49,18 +49,18 @@ def _profile_key(name: str) -> str:
     return re.sub(r"[\s_-]+", "", name).lower()
 
 
-def _recording_mode(user: dict) -> str:
+def _recording_mode(user: dict[str, Any]) -> str:
     if not user.get("RecordCalls"):
         return "off"
     return "external" if user.get("RecordExternalCallsOnly") else "all"
 
 
-def _recording_fields(mode: str) -> dict:
+def _recording_fields(mode: str) -> dict[str, Any]:
     record, external_only = RECORDING_FLAGS[mode]
     return {"RecordCalls": record, "RecordExternalCallsOnly": external_only}
 
 
-def _find_profile(profiles: list[dict], status: str) -> dict:
+def _find_profile(profiles: list[dict[str, Any]], status: str) -> dict[str, Any]:
     """The forwarding profile `status` names (its name, custom name or a legacy alias)."""
     wanted = _profile_key(status)
     wanted = _profile_key(PROFILE_ALIASES.get(wanted, wanted))
@@ -73,7 +73,7 @@ def _find_profile(profiles: list[dict], status: str) -> dict:
 
 
 @command("ext.info.get", num=Extension())
-def ext_info_get(ctx: Services, num: str) -> dict:
+def ext_info_get(ctx: Services, num: str) -> dict[str, Any]:
     """Extension `num`'s names, email, mobile, enabled, external calls allowed and recording mode."""
     user = lookup.user(ctx, num, select="Number,FirstName,LastName,EmailAddress,Mobile,Enabled,"
                                         "Internal,RecordCalls,RecordExternalCallsOnly")
@@ -90,7 +90,7 @@ def ext_info_get(ctx: Services, num: str) -> dict:
 
 
 @command("ext.state.get", num=Extension())
-def ext_state_get(ctx: Services, num: str) -> dict:
+def ext_state_get(ctx: Services, num: str) -> dict[str, Any]:
     """Extension `num`'s registration, Free/Busy, forwarding profile and queue login status.
 
     Difference on v20: v20 keeps one login status for all queues, so each qStatus entry reports it.
@@ -113,7 +113,7 @@ def ext_state_get(ctx: Services, num: str) -> dict:
 
 @command("ext.fwd.set", write=True, num=Extension(), status=Text(required=False, max_len=40),
          message=Text(required=False, max_len=500))
-def ext_fwd_set(ctx: Services, num: str, status: str | None, message: str | None) -> dict:
+def ext_fwd_set(ctx: Services, num: str, status: str | None, message: str | None) -> dict[str, Any]:
     """Switch extension `num` to forwarding profile `status`; `message` sets that profile's status text.
 
     Without `status`, `message` goes to the current profile (004's example leaves status empty).
@@ -134,7 +134,7 @@ def ext_fwd_set(ctx: Services, num: str, status: str | None, message: str | None
 
 
 @command("ext.queueglobal.set", write=True, num=Extension(), log=OnOff())
-def ext_queueglobal_set(ctx: Services, num: str, log: bool) -> dict:
+def ext_queueglobal_set(ctx: Services, num: str, log: bool) -> dict[str, Any]:
     """Log extension `num` in to (log=on) or out of (log=off) all its queues."""
     user = lookup.user(ctx, num, select="Id,Number")
     ctx.xapi.patch(f"/Users({user['Id']})", {"QueueStatus": "LoggedIn" if log else "LoggedOut"})
@@ -143,7 +143,7 @@ def ext_queueglobal_set(ctx: Services, num: str, log: bool) -> dict:
 
 
 @command("ext.queue.set", write=True, num=Extension(), queue=Extension(), log=OnOff())
-def ext_queue_set(ctx: Services, num: str, queue: str, log: bool) -> dict:
+def ext_queue_set(ctx: Services, num: str, queue: str, log: bool) -> dict[str, Any]:
     """Not possible on v20: an agent logs in to all queues or none (use ext.queueglobal.set)."""
     raise NotPossibleOnV20("3CX v20 has no per-queue agent login; ext.queueglobal.set logs an "
                            "extension in or out of all its queues")
@@ -152,7 +152,7 @@ def ext_queue_set(ctx: Services, num: str, queue: str, log: bool) -> dict:
 @command("ext.options.set", write=True, num=Extension(), enabled=OnOff(required=False),
          external=OnOff(required=False), recording=Choice("off", "external", "all", required=False))
 def ext_options_set(ctx: Services, num: str, enabled: bool | None, external: bool | None,
-                    recording: str | None) -> dict:
+                    recording: str | None) -> dict[str, Any]:
     """Set extension `num`'s enabled, external calls allowed and recording mode; only those given."""
     change: dict[str, Any] = {}
     if enabled is not None:
@@ -170,7 +170,7 @@ def ext_options_set(ctx: Services, num: str, enabled: bool | None, external: boo
 
 
 @command("ext.devices.get", num=Extension())
-def ext_devices_get(ctx: Services, num: str) -> dict:
+def ext_devices_get(ctx: Services, num: str) -> dict[str, Any]:
     """Extension `num`'s registered phones and apps: user agent and SIP contact (the device id).
 
     Difference on v20: Call Control shows devices only of DNs the API client monitors; others
@@ -184,7 +184,7 @@ def ext_devices_get(ctx: Services, num: str) -> dict:
 
 
 @command("ext.new", write=True, num=Extension())
-def ext_new(ctx: Services, num: str) -> dict:
+def ext_new(ctx: Services, num: str) -> dict[str, Any]:
     """Create extension `num` in the default department (the PBX refuses a number in use)."""
     groups = ctx.xapi.list("Groups", select="Id,IsDefault")
     default = next((g for g in groups if g.get("IsDefault")), None)
@@ -197,7 +197,7 @@ def ext_new(ctx: Services, num: str) -> dict:
 
 
 @command("ext.del", write=True, num=Extension())
-def ext_del(ctx: Services, num: str) -> dict:
+def ext_del(ctx: Services, num: str) -> dict[str, Any]:
     """Delete extension `num`."""
     user = lookup.user(ctx, num, select="Id,Number")
     ctx.xapi.delete(f"/Users({user['Id']})")
@@ -235,7 +235,7 @@ def ext_update(ctx: Services, num: str, enabled: bool | None, firstname: str | N
                recordcalls: int | None, sipid: str | None, reinvite: bool | None,
                replaces: bool | None, vmemail: int | None, vmenabled: bool | None,
                vmpin: str | None, vmplaycallerid: bool | None, vmplaydatetime: int | None,
-               internal: bool | None, noanswertimeout: int | None) -> dict:
+               internal: bool | None, noanswertimeout: int | None) -> dict[str, Any]:
     """Update extension `num`'s fields (names, email, mobile, auth, caller id, recording, voicemail...).
 
     Difference on v20: recordcalls 0/1/2 = off/all/external; noanswertimeout applies to every

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.webapi import answers, lookup
 from gateway.webapi.params import Extension, NumberList
@@ -19,19 +19,19 @@ def _member_numbers(ctx: Services, num: str) -> list[str]:
 
 
 @command("group.members.get", num=Extension())
-def group_members_get(ctx: Services, num: str) -> dict:
+def group_members_get(ctx: Services, num: str) -> dict[str, Any]:
     """Ring group `num`'s member extensions, in the group's order."""
     return answers.members(_member_numbers(ctx, num))
 
 
 @command("group.free.get", num=Extension())
-def group_free_get(ctx: Services, num: str) -> dict:
+def group_free_get(ctx: Services, num: str) -> dict[str, Any]:
     """Ring group `num`'s members that have no call right now (not ringing, dialling or talking)."""
     return answers.members([n for n in _member_numbers(ctx, num) if not ctx.live.is_busy(n)])
 
 
 @command("group.members.set", write=True, num=Extension(), members=NumberList())
-def group_members_set(ctx: Services, num: str, members: list[str]) -> dict:
+def group_members_set(ctx: Services, num: str, members: list[str]) -> dict[str, Any]:
     """Replace ring group `num`'s members with the extensions `members` (comma-separated; may be empty)."""
     group = lookup.ring_group(ctx, num, select="Id,Number")
     lookup.replace_members(ctx, "RingGroups", group, "Members", members)

@@ -6,7 +6,7 @@ Legacy "extension groups" are v20 departments (`/Groups`); the default departmen
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.webapi import answers
 from gateway.webapi.errors import NoSuchNumber
@@ -25,7 +25,7 @@ def _numbers(ctx: Services, entity_set: str) -> list[str]:
     return [str(row["Number"]) for row in ctx.xapi.list(entity_set, select="Number")]
 
 
-def _group_name(group: dict) -> str:
+def _group_name(group: dict[str, Any]) -> str:
     """A department's legacy name: "__DEFAULT__" for the default one, else its own name."""
     if group.get("IsDefault") or group.get("Name") == "DEFAULT":
         return DEFAULT_GROUP
@@ -33,19 +33,19 @@ def _group_name(group: dict) -> str:
 
 
 @command("all.line.get")
-def all_line_get(ctx: Services) -> dict:
+def all_line_get(ctx: Services) -> dict[str, Any]:
     """Every external line (trunk) by its DN number."""
     return answers.nums(_numbers(ctx, "Trunks"))
 
 
 @command("all.ext.get")
-def all_ext_get(ctx: Services) -> dict:
+def all_ext_get(ctx: Services) -> dict[str, Any]:
     """Every user extension's number."""
     return answers.nums(_numbers(ctx, "Users"))
 
 
 @command("all.registered.get")
-def all_registered_get(ctx: Services) -> dict:
+def all_registered_get(ctx: Services) -> dict[str, Any]:
     """The extensions with at least one registered phone or app right now."""
     # Filtered here rather than with $filter=IsRegistered eq true, which is unverified (§b).
     rows = ctx.xapi.list("Users", select="Number,IsRegistered")
@@ -53,26 +53,26 @@ def all_registered_get(ctx: Services) -> dict:
 
 
 @command("all.group.get")
-def all_group_get(ctx: Services) -> dict:
+def all_group_get(ctx: Services) -> dict[str, Any]:
     """Every ring group's number."""
     return answers.nums(_numbers(ctx, "RingGroups"))
 
 
 @command("all.ivr.get")
-def all_ivr_get(ctx: Services) -> dict:
+def all_ivr_get(ctx: Services) -> dict[str, Any]:
     """Every IVR (digital receptionist) number."""
     return answers.nums(_numbers(ctx, "Receptionists"))
 
 
 @command("all.extgroup.get")
-def all_extgroup_get(ctx: Services) -> dict:
+def all_extgroup_get(ctx: Services) -> dict[str, Any]:
     """Every department's name, the default one as "__DEFAULT__"."""
     groups = ctx.xapi.list("Groups", select="Id,Name,IsDefault")
     return {"extGroups": [_group_name(group) for group in groups]}
 
 
 @command("extgroup.members.get", name=Text(max_len=100))
-def extgroup_members_get(ctx: Services, name: str) -> dict:
+def extgroup_members_get(ctx: Services, name: str) -> dict[str, Any]:
     """The extensions of department `name` ("__DEFAULT__" is the default department)."""
     groups = ctx.xapi.list("Groups", select="Id,Name,IsDefault", expand="Members")
     group = next((g for g in groups if _group_name(g) == name), None)
@@ -84,6 +84,6 @@ def extgroup_members_get(ctx: Services, name: str) -> dict:
 
 
 @command("all.queue.get")
-def all_queue_get(ctx: Services) -> dict:
+def all_queue_get(ctx: Services) -> dict[str, Any]:
     """Every call queue's number."""
     return answers.nums(_numbers(ctx, "Queues"))

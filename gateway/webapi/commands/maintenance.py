@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway.webapi.errors import NotPossibleOnV20
 from gateway.webapi.params import Text
@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 @command("cfd.reset", names=Text(required=False, max_len=1000))
-def cfd_reset(ctx: Services, names: str | None) -> dict:
+def cfd_reset(ctx: Services, names: str | None) -> dict[str, Any]:
     """Reload Call Flow Designer scripts `names`.
 
     Not possible on v20: v20 has no API to reload Call Flow Designer scripts.
@@ -25,7 +25,7 @@ def cfd_reset(ctx: Services, names: str | None) -> dict:
 
 
 @command("csv.reread")
-def csv_reread(ctx: Services) -> dict:
+def csv_reread(ctx: Services) -> dict[str, Any]:
     """Re-read the legacy product's CSV files.
 
     Not possible on v20: v20 has no CSV re-read; the phonebook is managed through contact.*.

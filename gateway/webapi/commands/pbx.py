@@ -37,7 +37,7 @@ def _expiry(value: Any, zone: str) -> str:
     return moment.astimezone(ZoneInfo(zone)).strftime("%d.%m.%Y %H:%M:%S")
 
 
-def license_info(ctx: Services) -> dict:
+def license_info(ctx: Services) -> dict[str, Any]:
     """The /webapi/<key>/ answer: this product, and the PBX licence as v20's SystemStatus shows it."""
     status = ctx.xapi.get("/SystemStatus") or {}
     return {
@@ -78,7 +78,7 @@ def legacy_direction(call: Call) -> str:
     return "Inbound"
 
 
-def _connection(leg: Leg) -> dict:
+def _connection(leg: Leg) -> dict[str, Any]:
     """One legacy connection entry {dnNum, dnType, externalParty, status}."""
     return {
         "dnNum": leg.dn,
@@ -89,7 +89,7 @@ def _connection(leg: Leg) -> dict:
 
 
 @command("pbx.calls.get")
-def pbx_calls_get(ctx: Services) -> dict:
+def pbx_calls_get(ctx: Services) -> dict[str, Any]:
     """The number of calls in progress: the live model's count when live, else SystemStatus.CallsActive.
 
     Difference on v20: while the event stream is up, only calls that touch a monitored DN count.
@@ -101,7 +101,7 @@ def pbx_calls_get(ctx: Services) -> dict:
 
 
 @command("pbx.ac.get")
-def pbx_ac_get(ctx: Services) -> dict:
+def pbx_ac_get(ctx: Services) -> dict[str, Any]:
     """Active connections grouped by call: callID, direction, DID and each monitored leg's connection.
 
     Difference on v20: only monitored DNs appear; dnType is extension, queue, ringgroup, ivr or
@@ -136,7 +136,7 @@ def _owner_first(legs: Iterable[Leg]) -> list[Leg]:
                                          leg.status != "talking", leg.seen_at))
 
 
-def _call_info(call: Call) -> dict:
+def _call_info(call: Call) -> dict[str, Any]:
     legs = _owner_first(call.legs)
     owner = legs[0] if legs else None
     others = legs[1:]
@@ -159,7 +159,7 @@ def _call_info(call: Call) -> dict:
 
 
 @command("pbx.callsinfo.get")
-def pbx_callsinfo_get(ctx: Services) -> dict:
+def pbx_callsinfo_get(ctx: Services) -> dict[str, Any]:
     """Calls in progress with state, start/answer times (UTC), DID, owner, talkTo and routingTo.
 
     Difference on v20: only calls that touch a monitored DN appear (see pbx.ac.get for dnType).

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _agents(ctx: Services, num: str) -> list[dict]:
+def _agents(ctx: Services, num: str) -> list[dict[str, Any]]:
     """Queue `num`'s agents as `answers.queue_member` dicts, in the queue's order.
 
     v20 keeps no per-queue login state (V20-API-NOTES §b), so `loggedIn` is the agent's global
@@ -32,7 +32,7 @@ def _agents(ctx: Services, num: str) -> list[dict]:
                                  u.get("QueueStatus") == "LoggedIn") for n, u in rows]
 
 
-def _free_agents(ctx: Services, num: str) -> list[dict]:
+def _free_agents(ctx: Services, num: str) -> list[dict[str, Any]]:
     return [a for a in _agents(ctx, num) if a["loggedIn"] and not ctx.live.is_busy(a["num"])]
 
 
@@ -53,7 +53,7 @@ _QUEUE_PARAMS: dict[str, Any] = dict(
 
 def _queue_fields(name: str | None, strategy: str | None, master_timeout_s: int | None,
                   ring_timeout_s: int | None, enable_intro: bool | None, intro_file: str | None,
-                  announce_position: bool | None, announcement_interval_s: int | None) -> dict:
+                  announce_position: bool | None, announcement_interval_s: int | None) -> dict[str, Any]:
     """The v20 `Pbx.Queue` fields for the legacy values that were given (V20-API-NOTES §c)."""
     fields = {"Name": name, "PollingStrategy": strategy, "MasterTimeout": master_timeout_s,
               "RingTimeout": ring_timeout_s, "EnableIntro": enable_intro, "IntroFile": intro_file,
@@ -62,7 +62,7 @@ def _queue_fields(name: str | None, strategy: str | None, master_timeout_s: int 
 
 
 @command("queue.members.get", num=Extension())
-def queue_members_get(ctx: Services, num: str) -> dict:
+def queue_members_get(ctx: Services, num: str) -> dict[str, Any]:
     """Queue `num`'s agents with names and queue login status.
 
     Difference on v20: loggedIn is the agent's global queue status (v20 has no per-queue login).
@@ -71,13 +71,13 @@ def queue_members_get(ctx: Services, num: str) -> dict:
 
 
 @command("queue.free.get", num=Extension())
-def queue_free_get(ctx: Services, num: str) -> dict:
+def queue_free_get(ctx: Services, num: str) -> dict[str, Any]:
     """Queue `num`'s agents who are logged in and have no call right now."""
     return answers.members(_free_agents(ctx, num))
 
 
 @command("queue.talk.get", num=Extension())
-def queue_talk_get(ctx: Services, num: str) -> dict:
+def queue_talk_get(ctx: Services, num: str) -> dict[str, Any]:
     """Queue `num`'s agents who are talking right now.
 
     Difference on v20: an agent talking on any call counts, not only on this queue's calls.
@@ -86,13 +86,13 @@ def queue_talk_get(ctx: Services, num: str) -> dict:
 
 
 @command("queue.isfree.get", num=Extension())
-def queue_isfree_get(ctx: Services, num: str) -> dict:
+def queue_isfree_get(ctx: Services, num: str) -> dict[str, Any]:
     """Whether queue `num` has at least one logged-in agent with no call right now."""
     return answers.result(bool(_free_agents(ctx, num)))
 
 
 @command("queue.agents.set", write=True, num=Extension(), members=NumberList())
-def queue_agents_set(ctx: Services, num: str, members: list[str]) -> dict:
+def queue_agents_set(ctx: Services, num: str, members: list[str]) -> dict[str, Any]:
     """Replace queue `num`'s agents with the extensions `members` (comma-separated; may be empty)."""
     queue = lookup.queue(ctx, num, select="Id,Number")
     lookup.replace_members(ctx, "Queues", queue, "Agents", members)
@@ -101,7 +101,7 @@ def queue_agents_set(ctx: Services, num: str, members: list[str]) -> dict:
 
 
 @command("queue.managers.set", write=True, num=Extension(), managers=NumberList())
-def queue_managers_set(ctx: Services, num: str, managers: list[str]) -> dict:
+def queue_managers_set(ctx: Services, num: str, managers: list[str]) -> dict[str, Any]:
     """Replace queue `num`'s managers with the extensions `managers` (comma-separated; may be empty)."""
     queue = lookup.queue(ctx, num, select="Id,Number")
     lookup.replace_members(ctx, "Queues", queue, "Managers", managers)
@@ -113,7 +113,7 @@ def queue_managers_set(ctx: Services, num: str, managers: list[str]) -> dict:
 def queue_new(ctx: Services, num: str, name: str | None, pollingstrategy: str | None,
               mastertimeout: int | None, ringtimeout: int | None, enableintro: bool | None,
               introfile: str | None, announcequeueposition: bool | None,
-              announcementinterval: int | None) -> dict:
+              announcementinterval: int | None) -> dict[str, Any]:
     """Create queue `num`; pollingstrategy is 004's number (0 Hunt, 1 Ring All, 3-13), times in seconds."""
     fields = _queue_fields(name, pollingstrategy, mastertimeout, ringtimeout, enableintro, introfile,
                            announcequeueposition, announcementinterval)
@@ -131,7 +131,7 @@ def queue_new(ctx: Services, num: str, name: str | None, pollingstrategy: str | 
 def queue_update(ctx: Services, num: str, name: str | None, pollingstrategy: str | None,
                  mastertimeout: int | None, ringtimeout: int | None, enableintro: bool | None,
                  introfile: str | None, announcequeueposition: bool | None,
-                 announcementinterval: int | None) -> dict:
+                 announcementinterval: int | None) -> dict[str, Any]:
     """Change the given settings of queue `num` (same parameters as queue.new; others stay)."""
     queue = lookup.queue(ctx, num, select="Id,Number")
     fields = _queue_fields(name, pollingstrategy, mastertimeout, ringtimeout, enableintro, introfile,
@@ -143,7 +143,7 @@ def queue_update(ctx: Services, num: str, name: str | None, pollingstrategy: str
 
 
 @command("queue.del", write=True, num=Extension())
-def queue_del(ctx: Services, num: str) -> dict:
+def queue_del(ctx: Services, num: str) -> dict[str, Any]:
     """Delete queue `num`."""
     queue = lookup.queue(ctx, num, select="Id,Number")
     ctx.xapi.delete(f"/Queues({queue['Id']})")
