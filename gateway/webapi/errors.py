@@ -9,6 +9,9 @@
      ├── NotPossibleOnV20    501  3CX v20 offers no way to do this (see the README's command table)
      ├── PbxDown             503  the PBX is unreachable or timed out
      └── PbxRefused          502  the PBX refused the request (its message is passed on)
+
+`translate` turns what the layers below raise (every `PbxError` class and the live model's
+`NoSuchLeg`) into one of these, through the single table `UPSTREAM_ERRORS`.
 """
 from __future__ import annotations
 
@@ -74,24 +77,21 @@ def _auth(exc: PbxError) -> WebApiError:
     return PbxRefused(f"the PBX refused the gateway's credentials: {exc}")
 
 
-# Every PbxError subclass maps to exactly one WebApiError; a test walks the subclasses.
-PBX_ERRORS: dict[type[PbxError], Callable[[Any], WebApiError]] = {
+# Every PbxError class and every NoSuchLeg class is a key here, each mapped to exactly one
+# WebApiError; a test walks the subclasses, so a new class cannot be left out.
+UPSTREAM_ERRORS: dict[type[Exception], Callable[[Any], WebApiError]] = {
     PbxUnreachable: lambda exc: PbxDown(f"the PBX is unreachable: {exc}"),
     PbxAuthFailed: _auth,
     PbxNotFound: _not_found,
     PbxRejected: lambda exc: PbxRefused(f"the PBX refused the request: {exc.message}"),
     PbxError: lambda exc: PbxRefused(f"the PBX request failed: {exc}"),
+    NoSuchLeg: lambda exc: NoSuchCall(str(exc)),
 }
 
 
-def from_pbx(exc: PbxError) -> WebApiError:
-    """Translate a PBX client exception into the answer the legacy client sees."""
+def translate(exc: Exception) -> WebApiError | None:
+    """The answer the legacy client sees for a PBX client or live-model exception; None for others."""
     for cls in type(exc).__mro__:
-        if cls in PBX_ERRORS:
-            return PBX_ERRORS[cls](exc)
-    raise TypeError(f"unmapped PBX error {type(exc).__name__}")
-
-
-def from_live(exc: NoSuchLeg) -> WebApiError:
-    """A live-model lookup that found no call answers 404 NoSuchCall."""
-    return NoSuchCall(str(exc))
+        if cls in UPSTREAM_ERRORS:
+            return UPSTREAM_ERRORS[cls](exc)
+    return None

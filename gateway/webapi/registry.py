@@ -22,6 +22,7 @@ class Command:
     function: CommandFunction
     help: str
     is_write: bool
+    is_cached: bool = False
 
     def parse(self, query: Mapping[str, str]) -> dict[str, Any]:
         """Turn raw query values into the function's keyword arguments; raises BadParameter."""
@@ -43,11 +44,13 @@ class Command:
 REGISTRY: dict[str, Command] = {}
 
 
-def command(name: str, /, *, write: bool = False,
+def command(name: str, /, *, write: bool = False, cached: bool = False,
             **params: Param) -> Callable[[CommandFunction], CommandFunction]:
     """Register `function` as legacy command `name` (`ext.fwd.set` is function `ext_fwd_set`).
 
     `write=True` marks commands that change PBX state (they invalidate the directory cache).
+    `cached=True` marks answers that describe configuration, not live state: they may be served
+    from the short directory cache ([webapi] cache_s).
     """
 
     def register(function: CommandFunction) -> CommandFunction:
@@ -60,7 +63,9 @@ def command(name: str, /, *, write: bool = False,
         doc = inspect.getdoc(function)
         if not doc:
             raise TypeError(f"{name}: a command needs a docstring (it is the help text)")
-        REGISTRY[name] = Command(name, dict(params), function, doc, write)
+        if write and cached:
+            raise TypeError(f"{name}: a write command cannot be cached")
+        REGISTRY[name] = Command(name, dict(params), function, doc, write, cached)
         return function
 
     return register

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
-from gateway.live.errors import NoSuchLeg
-from gateway.pbx.errors import PbxError
 from gateway.webapi import errors
 from gateway.webapi.errors import WebApiError
 from gateway.webapi.registry import REGISTRY, Command
@@ -26,12 +24,6 @@ if TYPE_CHECKING:
     from gateway.services import Services
 
 logger = logging.getLogger(__name__)
-
-# Answers that describe configuration, not live state: safe to serve from the short cache.
-CACHED_COMMANDS = frozenset({
-    "all.ext.get", "all.group.get", "all.queue.get", "all.ivr.get", "all.line.get",
-    "all.extgroup.get", "extgroup.members.get", "group.members.get",
-})
 
 # The name reported to subscribers for the license/info request and for unknown command names
 # (an unbounded set of names must not become metric labels).
@@ -63,8 +55,8 @@ class WebApi:
                 logger.exception("request listener %r failed for command %s", listener, name)
 
     def run(self, command: Command, args: dict[str, Any]) -> dict[str, Any]:
-        """Call `command`, through the cache when it is a directory command."""
-        if command.name in CACHED_COMMANDS:
+        """Call `command`, through the cache when it is declared `cached=True`."""
+        if command.is_cached:
             key = ("answer", command.name, tuple(sorted((k, repr(v)) for k, v in args.items())))
             return self.services.cache.get_or_load(key, lambda: command.function(self.services, **args))
         try:
@@ -81,10 +73,7 @@ def subscribe(app: Flask, listener: RequestListener) -> None:
 
 def _error_answer(exc: Exception, name: str) -> tuple[Response, int]:
     """The single error shape; unexpected exceptions are logged once with their traceback."""
-    if isinstance(exc, PbxError):
-        exc = errors.from_pbx(exc)
-    elif isinstance(exc, NoSuchLeg):
-        exc = errors.from_live(exc)
+    exc = errors.translate(exc) or exc
     if not isinstance(exc, WebApiError):
         logger.exception("command %s failed unexpectedly", name or INFO)
         exc = WebApiError("internal error; see the gateway's log")

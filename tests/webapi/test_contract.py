@@ -106,3 +106,11 @@ def test_impossible_command_answers_501_in_the_error_shape(sim, webapi, name):
 ], ids=["same", "key order", "bool is not int", "list items", "empty example list", "null"])
 def test_shape_differences(answer, example, differences):
     assert shape_differences(answer, example) == differences
+
+
+def test_directory_commands_are_the_cached_ones():
+    cached = {name for name, command in REGISTRY.items() if command.is_cached}
+
+    assert cached == {"all.ext.get", "all.group.get", "all.queue.get", "all.ivr.get", "all.line.get",
+                      "all.extgroup.get", "extgroup.members.get", "group.members.get"}
+    assert not [name for name in cached if REGISTRY[name].is_write]

@@ -18,7 +18,7 @@ def _member_numbers(ctx: Services, num: str) -> list[str]:
     return [str(member["Number"]) for member in group.get("Members") or []]
 
 
-@command("group.members.get", num=Extension())
+@command("group.members.get", cached=True, num=Extension())
 def group_members_get(ctx: Services, num: str) -> dict[str, Any]:
     """Ring group `num`'s member extensions, in the group's order."""
     return answers.members(_member_numbers(ctx, num))

@@ -32,13 +32,13 @@ def _group_name(group: dict[str, Any]) -> str:
     return str(group.get("Name") or "")
 
 
-@command("all.line.get")
+@command("all.line.get", cached=True)
 def all_line_get(ctx: Services) -> dict[str, Any]:
     """Every external line (trunk) by its DN number."""
     return answers.nums(_numbers(ctx, "Trunks"))
 
 
-@command("all.ext.get")
+@command("all.ext.get", cached=True)
 def all_ext_get(ctx: Services) -> dict[str, Any]:
     """Every user extension's number."""
     return answers.nums(_numbers(ctx, "Users"))
@@ -52,26 +52,26 @@ def all_registered_get(ctx: Services) -> dict[str, Any]:
     return answers.nums(str(row["Number"]) for row in rows if row.get("IsRegistered"))
 
 
-@command("all.group.get")
+@command("all.group.get", cached=True)
 def all_group_get(ctx: Services) -> dict[str, Any]:
     """Every ring group's number."""
     return answers.nums(_numbers(ctx, "RingGroups"))
 
 
-@command("all.ivr.get")
+@command("all.ivr.get", cached=True)
 def all_ivr_get(ctx: Services) -> dict[str, Any]:
     """Every IVR (digital receptionist) number."""
     return answers.nums(_numbers(ctx, "Receptionists"))
 
 
-@command("all.extgroup.get")
+@command("all.extgroup.get", cached=True)
 def all_extgroup_get(ctx: Services) -> dict[str, Any]:
     """Every department's name, the default one as "__DEFAULT__"."""
     groups = ctx.xapi.list("Groups", select="Id,Name,IsDefault")
     return {"extGroups": [_group_name(group) for group in groups]}
 
 
-@command("extgroup.members.get", name=Text(max_len=100))
+@command("extgroup.members.get", cached=True, name=Text(max_len=100))
 def extgroup_members_get(ctx: Services, name: str) -> dict[str, Any]:
     """The extensions of department `name` ("__DEFAULT__" is the default department)."""
     groups = ctx.xapi.list("Groups", select="Id,Name,IsDefault", expand="Members")
@@ -83,7 +83,7 @@ def extgroup_members_get(ctx: Services, name: str) -> dict[str, Any]:
     return answers.members([str(m["Number"]) for m in members])
 
 
-@command("all.queue.get")
+@command("all.queue.get", cached=True)
 def all_queue_get(ctx: Services) -> dict[str, Any]:
     """Every call queue's number."""
     return answers.nums(_numbers(ctx, "Queues"))
