@@ -183,6 +183,8 @@ class WebhooksConfig:
     ringing_cancelled: bool = setting(on_off, "false", "Send event=ringingcancelled when a phone stops ringing")
     timeout_s: float = setting(seconds, "10", "Timeout of one webhook request, in seconds")
     retry_hours: int = setting(positive_int, "24", "How long a webhook is retried before it is marked failed")
+    keep_delivered_days: int = setting(days, "7", "Delivered webhooks stay in the outbox this long for inspection")
+    purge_time: str = setting(hhmm, "04:30", "Time of day (PBX time zone) of the nightly purge of delivered webhooks")
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,40 @@ import logging
 import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 
+from gateway.clock import Clock
+from gateway.config import Config
 from gateway.recordings.retention import schedule_retention
+from gateway.webhooks.outbox import Outbox
 
 if TYPE_CHECKING:
     from gateway.services import Services
 
 logger = logging.getLogger(__name__)
 
-DELIVERED_KEEP_DAYS = 7
+PURGE_JOB_ID = "purge-delivered-webhooks"
+
+
+def schedule_outbox_purge(scheduler: BaseScheduler, config: Config, outbox: Outbox, clock: Clock) -> None:
+    """Add the nightly purge of delivered webhooks older than [webhooks] keep_delivered_days
+    (cron at [webhooks] purge_time, PBX time zone)."""
+    hour, minute = (int(part) for part in config.webhooks.purge_time.split(":"))
+    keep_days = config.webhooks.keep_delivered_days
+
+    def run() -> None:
+        try:
+            removed = outbox.purge_delivered(clock.now() - timedelta(days=keep_days))
+        except Exception:  # a failed night must not stop the scheduler
+            logger.exception("outbox: nightly purge failed")
+            return
+        logger.info("outbox: purged %s delivered webhook(s) older than %s days", removed, keep_days)
+
+    scheduler.add_job(run, "cron", hour=hour, minute=minute, timezone=ZoneInfo(config.pbx.timezone),
+                      id=PURGE_JOB_ID, name="purge delivered webhooks", replace_existing=True)
 
 
 class Runtime:
@@ -42,18 +65,11 @@ class Runtime:
             s.watcher.start()
             self._scheduler = BackgroundScheduler(timezone=s.config.pbx.timezone)
             schedule_retention(self._scheduler, s.config, s.clock)
-            self._scheduler.add_job(self._purge_delivered, "cron", hour=4, minute=30,
-                                    id="purge-delivered-webhooks")
+            schedule_outbox_purge(self._scheduler, s.config, s.outbox, s.clock)
             self._scheduler.start()
             self.is_running = True
             logger.info("runtime started: pbx %s, webhooks %s", s.config.pbx.url,
                         "on" if s.config.webhooks.url else "off")
-
-    def _purge_delivered(self) -> None:
-        """Delivered webhooks are kept a week for inspection, then dropped from the outbox."""
-        s = self._services
-        removed = s.outbox.purge_delivered(s.clock.now() - timedelta(days=DELIVERED_KEEP_DAYS))
-        logger.info("outbox: purged %s delivered webhook(s)", removed)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop taking events, finish in-flight conversions and deliveries, then close."""
