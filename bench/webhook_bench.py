@@ -34,10 +34,8 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -45,6 +43,7 @@ import requests
 
 from bench.common import (HOST, free_port, machine_line, percentiles, start_gateway, status_kb,
                           table, wait_http, write_config)
+from gateway.webhooks.receiver import Webhook, WebhookReceiver
 
 logger = logging.getLogger(__name__)
 
@@ -144,33 +143,13 @@ class Receiver:
     arrivals: list[Arrival] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def serve(self) -> ThreadingHTTPServer:
-        receiver = self
+    def serve(self) -> WebhookReceiver:
+        """Start taking webhooks (keep-alive, as a CRM behind nginx would)."""
+        return WebhookReceiver(self._arrive, path="/crm/webhook", keep_alive=True, name="bench-receiver")
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"   # keep-alive, as a CRM behind nginx would
-
-            def _handle(self) -> None:
-                now = time.perf_counter()
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
-                with receiver.lock:
-                    receiver.arrivals.append(Arrival(now, params))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_POST = _handle
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        server = ThreadingHTTPServer((HOST, 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, name="bench-receiver", daemon=True).start()
-        return server
+    def _arrive(self, webhook: Webhook) -> None:
+        with self.lock:
+            self.arrivals.append(Arrival(webhook.at, webhook.params))
 
     def webhooks(self) -> list[Arrival]:
         with self.lock:
@@ -370,7 +349,7 @@ def main() -> int:
     sim.engine.subscribe(emissions)
     receiver = Receiver()
     server = receiver.serve()
-    hook_url = f"http://{HOST}:{server.server_address[1]}/crm/webhook"
+    hook_url = server.url
     prober = Prober(hook_url)
     gateway = None
     with tempfile.TemporaryDirectory(prefix="webhook-bench-") as tmp:
@@ -451,7 +430,7 @@ def main() -> int:
         finally:
             if gateway is not None:
                 gateway.stop()
-            server.shutdown()
+            server.stop()
             sim.stop()
 
 

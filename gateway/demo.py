@@ -5,8 +5,6 @@ the simulator plays realistic calls in a loop so webhooks arrive and commands ha
 """
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import logging
 import secrets
@@ -15,11 +13,12 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any
 
 import requests
+
+from gateway.webhooks.receiver import Webhook, WebhookReceiver
 
 logger = logging.getLogger(__name__)
 
@@ -49,24 +48,9 @@ def _write_config(state_dir: Path, sim_url: str, client_id: str, client_secret: 
     return path, key
 
 
-class _PrintingReceiver(BaseHTTPRequestHandler):
-    """Prints each webhook on one line, as a CRM would receive it."""
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        fields = dict(parse_qsl(urlsplit(self.path).query))
-        if body:
-            fields.update(json.loads(body))
-        print(f"  webhook  {json.dumps(fields, ensure_ascii=False)}", flush=True)
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_GET = do_POST = _handle
-
-    def log_message(self, *args: object) -> None:
-        pass
+def _print_webhook(webhook: Webhook) -> None:
+    """Print each webhook on one line, as a CRM would receive it."""
+    print(f"  webhook  {json.dumps(webhook.params, ensure_ascii=False)}", flush=True)
 
 
 def _demo_calls() -> list[Any]:
@@ -103,9 +87,8 @@ def run_demo(port: int = 8080, sim_port: int = 5001, state_dir: str = "./demo-st
     state.mkdir(parents=True, exist_ok=True)
     sim = SimServer(port=sim_port, time_scale=1.0)
     sim.start()
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _PrintingReceiver)
-    threading.Thread(target=receiver.serve_forever, name="demo-receiver", daemon=True).start()
-    hook_url = f"http://127.0.0.1:{receiver.server_address[1]}/crm/webhook"
+    receiver = WebhookReceiver(_print_webhook, path="/crm/webhook", name="demo-receiver")
+    hook_url = receiver.url
     config_path, key = _write_config(state, sim.url, sim.client_id, sim.client_secret, port, hook_url)
     child = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--config", str(config_path)])
     stop = threading.Event()
@@ -140,6 +123,6 @@ def run_demo(port: int = 8080, sim_port: int = 5001, state_dir: str = "./demo-st
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 child.kill()
-        receiver.shutdown()
+        receiver.stop()
         sim.stop()
     return 0
