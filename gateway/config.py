@@ -70,13 +70,21 @@ def seconds(raw: str) -> float:
     return value
 
 
-def on_off(raw: str) -> bool:
+def switch(raw: str, expected: str) -> bool:
+    """true/false, on/off, yes/no or 1/0 (any case) as a bool; else ValueError(`expected`).
+
+    One reading of a switch for config.ini and for legacy command parameters (webapi OnOff).
+    """
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
     if value in ("0", "false", "no", "off"):
         return False
-    raise ValueError("expected true or false")
+    raise ValueError(expected)
+
+
+def on_off(raw: str) -> bool:
+    return switch(raw, "expected true or false")
 
 
 def hhmm(raw: str) -> str:

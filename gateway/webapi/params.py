@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from gateway.config import switch
+
 
 class Param:
     """Base: `required`, `default`; subclasses implement `convert(raw)`.
@@ -93,12 +95,7 @@ class OnOff(Param):
         super().__init__(max_len=5, **kwargs)
 
     def convert(self, raw: str) -> bool:
-        value = raw.strip().lower()
-        if value in ("on", "1", "true", "yes"):
-            return True
-        if value in ("off", "0", "false", "no"):
-            return False
-        raise ValueError("expected on or off")
+        return switch(raw, "expected on or off")
 
 
 class Choice(Param):
