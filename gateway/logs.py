@@ -1,7 +1,10 @@
 """Logging: one line per event on stdout, and the one filter that keeps secrets out of every line.
 
 `RedactingFilter` replaces the configured secrets (access key, client secret, webhook secret),
-anything shaped like a JWT or a bearer token, and the key segment of any `/webapi/<key>/` path.
+anything shaped like a JWT or a bearer token, a recording link's `sig=` value and the key segment
+of any `/webapi/<key>/` path. It also escapes control characters (CR, LF, NUL, ...) in every message,
+so a request path such as `/x%0a2026-11-30 ... CRITICAL` cannot forge a second log line, and folds
+a traceback into the same line.
 `setup_logging` puts it on the root handlers and on Werkzeug's and gunicorn's loggers and handlers;
 `ACCESS_LOG_FORMAT` is gunicorn's access line, which names the path without its query string.
 """
@@ -32,6 +35,11 @@ _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
 # (gateway/webapi/route.py, gateway/webapi/commands/...).
 _WEBAPI_KEY = re.compile(r"(/webapi/)([^/?#\s\"']+)")
 _NOT_KEYS = frozenset({"recording", "commands", "data", "__pycache__"})
+# A recording link's signature: whoever holds it may download the file until it expires.
+_SIG = re.compile(r"(?i)\b(sig=)[^&\s\"'#]+")
+# C0 controls, DEL, C1 controls (NEL included) and the Unicode line and paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 _HANDLER_MARK = "_gateway_stdout"
 
@@ -43,7 +51,25 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         text = text.replace(value, MASK)
     text = _JWT.sub(MASK, text)
     text = _BEARER.sub(lambda m: m.group(1) + MASK, text)
+    text = _SIG.sub(lambda m: m.group(1) + MASK, text)
     return _WEBAPI_KEY.sub(_mask_key, text)
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as an escape (\\n, \\r, \\t, \\x00, \\u2028)."""
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group(0)
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def one_line(text: str) -> str:
+    """A multi-line text (a traceback) as one line: lines joined by " | ", other controls escaped."""
+    return " | ".join(escape_controls(line) for line in text.splitlines() if line.strip())
 
 
 def _mask_key(match: re.Match[str]) -> str:
@@ -56,6 +82,8 @@ def _mask_key(match: re.Match[str]) -> str:
 class RedactingFilter(logging.Filter):
     """Rewrites each record's message and traceback text with `redact`; never drops a record.
 
+    The message's control characters are escaped and the traceback is folded into one line, so every
+    handler (gunicorn's own included, whatever its format) writes one line per record.
     Safe to run twice on one record (a logger and a handler may both carry it).
     """
 
@@ -74,15 +102,15 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a bad format string: show the raw parts, still redacted
             message = f"{record.msg!r} {record.args!r}"
-        cleaned = redact(message, self._secrets)
+        cleaned = escape_controls(redact(message, self._secrets))
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
         if record.exc_info and not record.exc_text:
             record.exc_text = self._formatter.formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text, self._secrets)
+            record.exc_text = one_line(redact(record.exc_text, self._secrets))
         if record.stack_info:
-            record.stack_info = redact(record.stack_info, self._secrets)
+            record.stack_info = one_line(redact(record.stack_info, self._secrets))
         return True
 
 

@@ -9,6 +9,8 @@ import sys
 
 import requests
 
+from gunicorn.workers.gthread import ThreadWorker
+
 from gateway.config import from_dict
 from gateway.server import settings
 from gateway.sim.scenarios import inbound
@@ -38,7 +40,7 @@ def test_settings_run_one_threaded_worker_without_preload(config):
     options = settings(config)
 
     assert options["workers"] == 1
-    assert options["worker_class"] == "gthread"
+    assert issubclass(options["worker_class"], ThreadWorker)
     assert options["preload_app"] is False
     assert options["bind"] == config.webapi.listen
 

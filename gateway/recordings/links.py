@@ -27,7 +27,9 @@ from gateway.recordings.names import is_valid_name
 
 ROUTE_PREFIX = "/webapi/recording/"
 
-_EXP_RE = re.compile(r"[0-9]{1,12}")
+# Canonical decimal only: the signed text is exactly the `exp` the link carried, so "01798596263"
+# (a leading zero) or "+1798596263" is not the same link as "1798596263" and is refused.
+_EXP_RE = re.compile(r"[1-9][0-9]{0,11}")
 _SIG_RE = re.compile(r"[0-9a-f]{64}")
 # Fixed label: the link secret is derived from, but never equal to, the access key.
 _DERIVATION_LABEL = b"3cx-gateway recording links v1"

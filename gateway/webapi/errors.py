@@ -4,6 +4,8 @@
      ├── BadKey              401  wrong or missing access key; no PBX call is made
      ├── UnknownCommand      404  no such legacy command
      ├── BadParameter        400  a parameter is missing or malformed (names it and what is expected)
+     ├── BadMethod           405  a method the path does not take (HEAD on a write command, PUT, ...)
+     ├── BadRequest          4xx  a request refused before any command ran (too large, malformed)
      ├── NoSuchNumber        404  the extension/queue/group/contact does not exist on the PBX
      ├── NoSuchCall          404  the extension has no call matching the request
      ├── NotPossibleOnV20    501  3CX v20 offers no way to do this (see the README's command table)
@@ -47,6 +49,24 @@ class BadParameter(WebApiError):
     def __init__(self, name: str, expected: str) -> None:
         super().__init__(f"parameter {name!r}: {expected}")
         self.name = name
+
+
+class BadMethod(WebApiError):
+    """`allowed` is the Allow header's list."""
+
+    status = 405
+
+    def __init__(self, message: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+class BadRequest(WebApiError):
+    """A refusal of the HTTP layer (413 body too large, 400 malformed form, ...) with its own status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class NoSuchNumber(WebApiError):

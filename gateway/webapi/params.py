@@ -1,10 +1,26 @@
-"""Parameter types of legacy commands: each has `parse(raw) -> value` raising ValueError("expected ...")."""
+"""Parameter types of legacy commands: each has `parse(raw) -> value` raising ValueError("expected ...").
+
+Numbers are strict, because a destructive command must act on exactly what was asked: a number is
+ASCII digits 0-9 only (no other script's digits, no sign unless the type says so) and nothing is
+trimmed from it, so `101%0a`, `%09101` or `101 ` is refused with 400, never read as 101. Free text
+may carry surrounding spaces (trimmed) but no control characters anywhere.
+"""
 from __future__ import annotations
 
 import re
 from typing import Any
 
 from gateway.config import switch
+
+# re's \d also matches other scripts' digits (Arabic-Indic "١٢٣"); numbers here are ASCII only.
+DIGITS = "0-9"
+# C0 controls, DEL, C1 controls and the Unicode line and paragraph separators: never in a value.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def has_control(raw: str) -> bool:
+    """Whether `raw` holds a control character or a Unicode line break."""
+    return _CONTROL.search(raw) is not None
 
 
 class Param:
@@ -36,13 +52,13 @@ class Text(Param):
     expected = "text"
 
     def convert(self, raw: str) -> str:
-        if any(ord(c) < 32 for c in raw):
+        if has_control(raw):
             raise ValueError("expected text without control characters")
         return raw.strip()
 
 
 class Extension(Param):
-    """A DN number: digits only (extension, queue, ring group, IVR)."""
+    """A DN number: ASCII digits only, nothing trimmed (extension, queue, ring group, IVR)."""
 
     expected = "a number made of digits"
 
@@ -50,14 +66,13 @@ class Extension(Param):
         super().__init__(max_len=max_len, **kwargs)
 
     def convert(self, raw: str) -> str:
-        raw = raw.strip()
-        if not re.fullmatch(r"\d+", raw):
+        if not re.fullmatch(f"[{DIGITS}]+", raw):
             raise ValueError(f"expected {self.expected}, up to {self.max_len} digits")
         return raw
 
 
 class Number(Param):
-    """A phone number as dialled: digits with an optional leading '+', '*' and '#' allowed."""
+    """A phone number as dialled: ASCII digits, '*' and '#', an optional leading '+'; nothing trimmed."""
 
     expected = "a phone number"
 
@@ -65,8 +80,7 @@ class Number(Param):
         super().__init__(max_len=max_len, **kwargs)
 
     def convert(self, raw: str) -> str:
-        raw = raw.strip()
-        if not re.fullmatch(r"\+?[0-9*#]+", raw):
+        if not re.fullmatch(f"\\+?[{DIGITS}*#]+", raw):
             raise ValueError("expected a phone number: digits, optionally starting with +")
         return raw
 
@@ -80,8 +94,7 @@ class Integer(Param):
         self.expected = f"a whole number from {minimum} to {maximum}"
 
     def convert(self, raw: str) -> int:
-        raw = raw.strip()
-        if not re.fullmatch(r"-?\d+", raw) or not self.minimum <= int(raw) <= self.maximum:
+        if not re.fullmatch(f"-?[{DIGITS}]+", raw) or not self.minimum <= int(raw) <= self.maximum:
             raise ValueError(f"expected {self.expected}")
         return int(raw)
 
@@ -95,6 +108,8 @@ class OnOff(Param):
         super().__init__(max_len=5, **kwargs)
 
     def convert(self, raw: str) -> bool:
+        if has_control(raw):     # switch() trims whitespace, control characters included
+            raise ValueError("expected on or off")
         return switch(raw, "expected on or off")
 
 
@@ -108,13 +123,17 @@ class Choice(Param):
 
     def convert(self, raw: str) -> str:
         for choice in self.choices:
-            if raw.strip().lower() == choice.lower():
+            if raw.strip(" ").lower() == choice.lower():
                 return choice
         raise ValueError(f"expected {self.expected}")
 
 
 class NumberList(Param):
-    """Comma-separated DN numbers, e.g. members=101,103 (an empty value means an empty list)."""
+    """Comma-separated DN numbers, e.g. members=101,103 (an empty value means an empty list).
+
+    Spaces around an item are allowed ("101, 103"); any other character, a control character
+    included, refuses the whole list.
+    """
 
     expected = "comma-separated numbers made of digits"
     allow_empty = True
@@ -124,8 +143,8 @@ class NumberList(Param):
         self.max_items = max_items
 
     def convert(self, raw: str) -> list[str]:
-        items = [part.strip() for part in raw.split(",") if part.strip()]
-        if len(items) > self.max_items or not all(re.fullmatch(r"\d{1,10}", i) for i in items):
+        items = [part.strip(" ") for part in raw.split(",") if part.strip(" ")]
+        if len(items) > self.max_items or not all(re.fullmatch(f"[{DIGITS}]{{1,10}}", i) for i in items):
             raise ValueError(f"expected {self.expected}, at most {self.max_items}")
         return list(dict.fromkeys(items))
 
@@ -146,7 +165,20 @@ class Strategy(Param):
         super().__init__(max_len=2, **kwargs)
 
     def convert(self, raw: str) -> str:
-        raw = raw.strip()
-        if not raw.isdigit() or int(raw) not in self.NAMES:
+        if not re.fullmatch(f"[{DIGITS}]+", raw) or int(raw) not in self.NAMES:
             raise ValueError(f"expected {self.expected}")
         return self.NAMES[int(raw)]
+
+
+class PhoneSearch(Param):
+    """A phone number to search for, as a phonebook may store it: ASCII digits (at least one), spaces
+    and + - ( ) . / * #. An apostrophe, a letter or a control character is refused with 400: no
+    stored number can contain it, so such a search could only ever find nothing."""
+
+    expected = "a phone number: digits, spaces and + - ( ) . / * #"
+
+    def convert(self, raw: str) -> str:
+        value = raw.strip(" ")
+        if not re.fullmatch(f"[{DIGITS} +\\-()./*#]+", value) or not re.search(f"[{DIGITS}]", value):
+            raise ValueError(f"expected {self.expected}")
+        return value

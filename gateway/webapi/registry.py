@@ -29,7 +29,9 @@ class Command:
         values: dict[str, Any] = {}
         for name, param in self.params.items():
             raw = query.get(name)
-            if raw is None or (raw.strip() == "" and not param.allow_empty):
+            # Only an empty or all-space value counts as missing: a control character is a value,
+            # refused by the type, so `num=%0a` is a 400 for an optional parameter too.
+            if raw is None or (raw.strip(" ") == "" and not param.allow_empty):
                 if param.required:
                     raise BadParameter(name, f"required; expected {param.expected}")
                 values[name] = param.default

@@ -42,7 +42,8 @@ def test_signed_link_verifies_until_it_expires():
 
 
 @pytest.mark.parametrize("change", ["other name", "later exp", "flipped sig", "upper-case sig",
-                                    "no sig", "no exp", "exp with sign", "other key"])
+                                    "no sig", "no exp", "exp with sign", "exp with a leading zero",
+                                    "exp with a trailing newline", "exp in Arabic-Indic digits", "other key"])
 def test_verify_refuses_altered_links(change):
     secret = link_secret(KEY)
     exp = str(int(NOW) + 100)
@@ -62,6 +63,12 @@ def test_verify_refuses_altered_links(change):
         exp = None
     elif change == "exp with sign":
         exp = "+" + exp
+    elif change == "exp with a leading zero":
+        exp = "0" + exp     # int() reads the same time, but it is not the text that was signed
+    elif change == "exp with a trailing newline":
+        exp = exp + "\n"
+    elif change == "exp in Arabic-Indic digits":
+        exp = "".join(chr(0x0660 + int(d)) for d in exp)
     elif change == "other key":
         secret = link_secret(KEY + "x")
 

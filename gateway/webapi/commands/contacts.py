@@ -14,7 +14,7 @@ from gateway.pbx import odata
 from gateway.pbx.errors import PbxNotFound
 from gateway.webapi import answers
 from gateway.webapi.errors import NoSuchNumber
-from gateway.webapi.params import Integer, Text
+from gateway.webapi.params import Integer, PhoneSearch, Text
 from gateway.webapi.registry import command
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _existing(contact_id: int) -> Iterator[None]:
         raise NoSuchNumber(f"contact {contact_id} does not exist") from None
 
 
-@command("contact.find", num=Text(max_len=64), min_len=Integer(required=False, default=0, maximum=64))
+@command("contact.find", num=PhoneSearch(max_len=64), min_len=Integer(required=False, default=0, maximum=64))
 def contact_find(ctx: Services, num: str, min_len: int) -> dict[str, Any]:
     """Ids of contacts with a number equal to `num`, or ending with it when `num` is min_len long or more."""
     # contains() narrows the candidates on the PBX; the legacy rule is applied here (V20-API-NOTES §c).
