@@ -2,8 +2,9 @@
 
 v20 keeps only one active access token per API client: a new token invalidates the previous one
 (V20-API-NOTES §a). So `TokenSource` fetches tokens one at a time behind a lock, reuses the token
-until shortly before it expires, and tells its subscribers (`on_refresh`) whenever it replaced one,
-so the event stream can reconnect with the new token.
+until shortly before it expires, and tells its subscribers (`on_refresh`) whenever it replaced one
+or obtained one after a failed token request, so the event stream can reconnect with the new token
+(at once, when it was waiting out a backoff because the PBX refused or was away).
 """
 from __future__ import annotations
 
@@ -139,7 +140,8 @@ class TokenSource:
         return token
 
     def on_refresh(self, callback: Callable[[], None]) -> None:
-        """Call `callback()` (in the refreshing thread, outside the lock) after each replaced token."""
+        """Call `callback()` (in the refreshing thread, outside the lock) after each replaced token and
+        after each token obtained following a failed token request."""
         with self._lock:
             self._callbacks.append(callback)
 
@@ -153,14 +155,16 @@ class TokenSource:
                                last_error=self._last_error)
 
     def _fetch_locked(self) -> tuple[str, bool]:
-        """POST /connect/token; store and return the new token and whether it replaced an older one."""
+        """POST /connect/token; store and return the new token and whether subscribers should hear of it
+        (it replaced an older one, or the previous token request had failed)."""
+        had_failed = self._last_error is not None
         try:
             token, lifetime_s = self._request_token()
         except PbxError as exc:
             self._last_error = str(exc)
             logger.warning("cannot obtain a token for client id %s: %s", self._client_id, exc)
             raise
-        has_replaced = self._token is not None
+        has_replaced = self._token is not None or had_failed
         now = self._clock.time()
         self._token = token
         self._expires_at = now + lifetime_s

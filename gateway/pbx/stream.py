@@ -3,7 +3,10 @@
 The thread loops: connect with the shared bearer token (a 401 on the upgrade refreshes it once),
 call `on_connect()` (the watcher resyncs there, before any event of the new connection is
 delivered), hand each message's JSON to `on_message`, ping every `ping_interval_s`, and on close or
-error call `on_disconnect(reason)` and reconnect after a capped, jittered exponential backoff.
+error call `on_disconnect(reason)` and reconnect after a capped, jittered exponential backoff:
+from MIN_BACKOFF_S up to MAX_BACKOFF_S (a few seconds, so the gateway is blind for little longer
+than the PBX was away). A token obtained after a refused or failed token request ends the wait at
+once: the PBX is back, so the stream reconnects without waiting for the rest of its backoff.
 A token refresh closes the current connection (`close_current`), because on v20 a new token
 invalidates the old one (V20-API-NOTES §a).
 
@@ -32,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 RESPONSE_EVENT = 4            # event_type of an answer to a request sent over the socket
 SILENCE_PINGS = 3             # this many ping intervals without any frame (pongs included) = dead link
+MIN_BACKOFF_S = 0.5           # first reconnect delay, doubled per failure ...
+MAX_BACKOFF_S = 4.0           # ... up to this, then jittered down to half
 
 
 def ws_url(base_url: str) -> str:
@@ -68,7 +73,8 @@ class EventStream:
     """The Call Control event stream; thread shape: start(), stop(timeout_s), a stop Event."""
 
     def __init__(self, base_url: str, tokens: TokenSource, *, verify_tls: bool = True,
-                 ping_interval_s: float = 5.0, max_backoff_s: float = 30.0, min_backoff_s: float = 0.5,
+                 ping_interval_s: float = 5.0, max_backoff_s: float = MAX_BACKOFF_S,
+                 min_backoff_s: float = MIN_BACKOFF_S,
                  connect_timeout_s: float = 10.0, healthy_after_s: float = 10.0) -> None:
         self._url = ws_url(base_url)
         self._tokens = tokens
@@ -89,6 +95,7 @@ class EventStream:
         self._pending: dict[str, _Pending] = {}
         self._request_ids = itertools.count(1)
         self._stop = threading.Event()
+        self._wake = threading.Event()        # ends a backoff wait early (token regained, stop)
         self._thread: threading.Thread | None = None
         self._is_connected = False
         self._last_message_at: float | None = None
@@ -124,12 +131,14 @@ class EventStream:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="events", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float) -> None:
         """Stop the thread: set the flag, close the socket to unblock the read, join."""
         self._stop.set()
+        self._wake.set()
         self.close_current("stopping")
         if self._thread is not None:
             self._thread.join(timeout_s)
@@ -187,18 +196,19 @@ class EventStream:
             except Exception:
                 logger.exception("event stream: unexpected failure; reconnecting")
                 failures += 1
-                self._stop.wait(self._delay_s(failures))
+                self._pause(self._delay_s(failures))
         logger.info("event stream stopped")
 
     def _connect_and_serve(self, failures: int) -> int:
         """One connection attempt and, if it opens, its whole life; returns the new failure count."""
+        self._wake.clear()    # a wake-up from before this attempt is answered by the attempt itself
         try:
             ws = self._open()
         except PbxError as exc:
             failures += 1
             delay_s = self._delay_s(failures)
             logger.warning("event stream: cannot connect to %s: %s; retrying in %.1f s", self._url, exc, delay_s)
-            self._stop.wait(delay_s)
+            self._pause(delay_s)
             return failures
         if ws is None:
             return failures   # a token refresh or stop() came while connecting
@@ -221,11 +231,16 @@ class EventStream:
         failures += 1
         delay_s = self._delay_s(failures)
         logger.info("event stream: reconnecting in %.1f s", delay_s)
-        self._stop.wait(delay_s)
+        self._pause(delay_s)
         return failures
 
     def _delay_s(self, failures: int) -> float:
         return backoff_delay_s(failures, min_s=self._min_backoff_s, max_s=self._max_backoff_s)
+
+    def _pause(self, delay_s: float) -> None:
+        """Wait `delay_s` before the next attempt, or less when stopped or woken by a regained token."""
+        if self._wake.wait(delay_s) and not self._stop.is_set():
+            logger.info("event stream: a new token was obtained; reconnecting at once")
 
     def _open(self) -> websocket.WebSocket | None:
         """Connect with the current token; on a 401 refresh it and try once more.
@@ -382,7 +397,11 @@ class EventStream:
             self._pending.pop(request_id, None)
 
     def _token_refreshed(self) -> None:
-        """A new token invalidates the one the connection was opened with: reconnect, unless done already."""
+        """A new token invalidates the one the connection was opened with: reconnect, unless done already.
+
+        Also called when a token is obtained again after refusals: that ends a backoff wait at once.
+        """
+        self._wake.set()
         current = self._current_token()
         with self._lock:
             if self._ws is not None and current is not None and self._ws_token == current:

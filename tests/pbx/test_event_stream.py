@@ -162,6 +162,32 @@ def test_socket_closed_after_a_token_refresh_reconnects_without_backoff(sim, pbx
         stream.stop(timeout_s=5)
 
 
+def test_token_obtained_after_a_refusal_ends_the_backoff_at_once(sim, pbx):
+    stream = _slow_backoff_stream(sim, pbx)
+    sim.faults.refuse_tokens(True)
+    stream.start()
+    try:
+        wait_until(lambda: pbx.tokens.status()["last_error"] is not None)   # refused: waiting 30 s
+
+        sim.faults.refuse_tokens(False)
+        pbx.tokens.token()          # another thread (a WebAPI request) gets a token: the PBX is back
+
+        wait_until(lambda: stream.is_connected, timeout_s=5)
+    finally:
+        stream.stop(timeout_s=5)
+
+
+def test_stop_ends_a_backoff_wait_at_once(sim, pbx):
+    stream = _slow_backoff_stream(sim, pbx)
+    sim.faults.refuse_tokens(True)
+    stream.start()
+    wait_until(lambda: pbx.tokens.status()["last_error"] is not None)
+
+    stream.stop(timeout_s=5)
+
+    assert not stream._thread.is_alive()
+
+
 def test_long_lived_socket_dropped_by_the_pbx_reconnects_without_backoff(sim, pbx):
     stream = _slow_backoff_stream(sim, pbx, healthy_after_s=0.0)
     stream.start()

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from gateway.pbx.errors import PbxAuthFailed, PbxNotFound, PbxRejected, PbxUnreachable
-from gateway.pbx.stream import backoff_delay_s, ws_url
+from gateway.pbx.stream import MAX_BACKOFF_S, MIN_BACKOFF_S, backoff_delay_s, ws_url
 from gateway.pbx.http import error_for, message_from_body, new_session, pbx_message, translated
 
 XAPI_ERROR = {"error": {"code": "", "message": "Validation failed",
@@ -130,3 +130,13 @@ def test_ws_url_follows_the_base_url(base_url, expected):
         "capped", "capped and jittered"])
 def test_backoff_doubles_caps_and_jitters(failures, rand, expected):
     assert backoff_delay_s(failures, min_s=0.5, max_s=30.0, rand=lambda: rand) == expected
+
+
+@pytest.mark.parametrize("failures", [1, 3, 5, 8, 50], ids=lambda f: f"after {f} failures")
+def test_default_backoff_stays_within_a_few_seconds_and_is_jittered(failures):
+    delays = [backoff_delay_s(failures, min_s=MIN_BACKOFF_S, max_s=MAX_BACKOFF_S, rand=lambda r=r: r)
+              for r in (0.0, 0.5, 1.0)]
+
+    assert MAX_BACKOFF_S <= 5.0
+    assert all(0 < d <= MAX_BACKOFF_S for d in delays)
+    assert delays[0] < delays[2]     # jittered: the same failure count waits different times
