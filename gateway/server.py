@@ -21,6 +21,7 @@ from typing import Any
 
 from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.config import KNOWN_SETTINGS
 from gunicorn.http import errors as http_errors
 from gunicorn.http.wsgi import Response as GunicornResponse
 from gunicorn.http.wsgi import default_environ
@@ -130,6 +131,10 @@ def settings(config: Config) -> dict[str, Any]:
         "worker_exit": worker_exit,
         "proc_name": "3cx-gateway",
     }
+    if any(setting.name == "control_socket_disable" for setting in KNOWN_SETTINGS):
+        # gunicorn >= 25.1 opens a management socket under $HOME by default (it can change the
+        # worker count, which must stay 1); the gateway has no use for it.
+        options["control_socket_disable"] = True
     if config.webapi.tls_cert:
         options["certfile"] = config.webapi.tls_cert
         options["keyfile"] = config.webapi.tls_key

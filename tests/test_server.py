@@ -43,6 +43,7 @@ def test_settings_run_one_threaded_worker_without_preload(config):
     assert issubclass(options["worker_class"], ThreadWorker)
     assert options["preload_app"] is False
     assert options["bind"] == config.webapi.listen
+    assert options.get("control_socket_disable", True) is True
 
 
 def test_settings_serve_tls_when_configured(config, tmp_path):

@@ -1,6 +1,7 @@
 """systemd/3cx-gateway.service: systemd accepts it, and it runs confined, as its own user."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path, PurePosixPath
@@ -11,6 +12,7 @@ from gateway.config import SCHEMA
 
 UNIT = Path(__file__).resolve().parents[1] / "systemd" / "3cx-gateway.service"
 INSTALLED_BINARY = "/opt/venvs/3cx-gateway/bin/3cx-gateway"
+MAX_EXPOSURE = 2.0
 
 
 def unit_entries() -> dict[str, dict[str, list[str]]]:
@@ -73,9 +75,35 @@ def test_unit_restarts_on_failure():
     ("ProtectSystem", "strict"),
     ("ProtectHome", "yes"),
     ("PrivateTmp", "yes"),
+    ("ProtectProc", "invisible"),
+    ("ProcSubset", "pid"),
+    ("RemoveIPC", "yes"),
+    ("PrivateMounts", "yes"),
+    ("PrivateUsers", "yes"),
+    ("DevicePolicy", "closed"),
+    ("UMask", "0077"),
 ])
 def test_unit_is_hardened(key, value):
     assert service(key) == [value]
+
+
+def test_unit_filters_system_calls_to_those_of_a_service():
+    assert service("SystemCallFilter") == ["@system-service", "~@privileged"]
+
+
+def test_unit_exposure_is_at_most_two(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    copy = tmp_path / UNIT.name
+    copy.write_text(UNIT.read_text(encoding="utf-8"))
+
+    result = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", str(copy)],
+                            capture_output=True, text=True, timeout=60)
+
+    match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) <= MAX_EXPOSURE, result.stdout
 
 
 def test_unit_lets_the_service_write_every_default_writable_path():
