@@ -24,6 +24,15 @@ class Command:
     is_write: bool
     is_cached: bool = False
 
+    @property
+    def is_safe(self) -> bool:
+        """Whether the command only reads: legacy read commands are exactly those named `*.get`.
+
+        Writes (`is_write`) and call actions (makecall, drop, transfer, ...) are not safe; HEAD
+        refuses them, so a HEAD request never changes anything.
+        """
+        return not self.is_write and self.name.endswith(".get")
+
     def parse(self, query: Mapping[str, str]) -> dict[str, Any]:
         """Turn raw query values into the function's keyword arguments; raises BadParameter."""
         values: dict[str, Any] = {}

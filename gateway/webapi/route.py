@@ -8,7 +8,8 @@ Directory answers are cached for [webapi] cache_s seconds; any write command cle
 Every answer under /webapi/ is JSON, errors included: a wrong method, an unknown path, a body too
 large and Werkzeug's own refusals render as the same {"error", "command"} shape (recording downloads
 keep their single {"error": "not found"}). Methods: GET and POST run commands; HEAD answers like
-GET for read commands and is refused with 405 for write commands, so HEAD never changes anything;
+GET for read commands (`*.get` and the info path) and is refused with 405 for every other command
+(writes and call actions), so HEAD never changes anything;
 OPTIONS, PUT, PATCH, DELETE and the rest are 405 with an Allow header. Paths are never slash-merged
 or redirected: `/webapi/recording/%2fetc%2fpasswd` gets the recording 404 like any other bad name.
 Subscribers registered with `subscribe(app, callback)` hear `callback(command, status, duration_s)`
@@ -152,9 +153,9 @@ def register(app: Flask, services: Services) -> WebApi:
         try:
             if not webapi.is_key_valid(key):
                 raise errors.BadKey()
-            if request.method == "HEAD" and command is not None and command.is_write:
-                # HEAD must be safe (RFC 9110 9.3.2): a write command runs by GET or POST only.
-                raise errors.BadMethod(f"{command.name} changes the PBX: use GET or POST, not HEAD",
+            if request.method == "HEAD" and command is not None and not command.is_safe:
+                # HEAD must be safe (RFC 9110 9.3.1): a write or call action runs by GET or POST only.
+                raise errors.BadMethod(f"{command.name} acts on the PBX: use GET or POST, not HEAD",
                                        ("GET", "POST"))
             response, status = jsonify(call()), 200
         except Exception as exc:  # every failure leaves as the documented error shape

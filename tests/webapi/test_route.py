@@ -11,7 +11,7 @@ from gateway.app import create_app
 from gateway.cache import TtlCache
 from gateway.config import from_dict
 from gateway.live.errors import NoSuchLeg
-from gateway.logs import ACCESS_LOG_FORMAT, RedactingFilter, redact, setup_logging
+from gateway.logs import ACCESS_LOG_FORMAT, RedactingFilter, escape_controls, redact, setup_logging
 from gateway.webapi import route
 from gateway.sim.scenarios import inbound
 from tests.conftest import ACCESS_KEY
@@ -273,11 +273,27 @@ def test_failing_listener_does_not_change_the_answer(sim, config, gateway):
     ('File "/opt/gateway/webapi/commands/pbx.py", line 3', 'File "/opt/gateway/webapi/commands/pbx.py", line 3'),
     ('File "/opt/gateway/webapi/route.py", line 9', 'File "/opt/gateway/webapi/route.py", line 9'),
     ("GET /webapi/s3cr3t?x=1", "GET /webapi/***?x=1"),
-], ids=["key in a command path", "key in the info path", "recording path kept", "bearer JWT",
+    ("GET /webapi/recording/a.mp3?exp=1767225600&sig=" + "ab" * 32 + " HTTP/9.9",
+     "GET /webapi/recording/a.mp3?exp=1767225600&sig=*** HTTP/9.9"),
+    ("Invalid HTTP Version 'sig=0f0f0f0f&x=1'", "Invalid HTTP Version 'sig=***&x=1'"),
+], ids=["recording link's sig", "sig in a quoted request tail","key in a command path", "key in the info path", "recording path kept", "bearer JWT",
         "bare JWT", "opaque bearer token", "configured secret", "source path of a command module",
         "source path of the route module", "info path without its slash"])
 def test_redact_hides_secrets(text, expected):
     assert redact(text, ["sim-secret-900", ACCESS_KEY]) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("x\n2026-11-30 02:00:00,000 CRITICAL gateway.FAKE: injected", "x\\n2026-11-30 02:00:00,000 CRITICAL gateway.FAKE: injected"),
+    ("a\r\nb", "a\\r\\nb"),
+    ("a\x00b\x1bc\x7f", "a\\x00b\\x1bc\\x7f"),
+    ("a\x85b\u2028c", "a\\x85b\\u2028c"),
+    ("tab\there", "tab\\there"),
+    ("Jürgen ١٢٣ C:\\path", "Jürgen ١٢٣ C:\\path"),
+], ids=["forged line", "CRLF", "NUL, ESC and DEL", "NEL and line separator", "tab", "printable text unchanged"])
+def test_escape_controls_keeps_every_record_on_one_line(text, expected):
+    assert escape_controls(text) == expected
+    assert escape_controls(expected) == expected
 
 
 def test_access_log_format_has_no_query_string():
@@ -347,3 +363,19 @@ def test_setup_logging_writes_one_line_per_event_and_filters_foreign_loggers(cap
     assert "ValueError: *** leaked | second line" in out
     for name in ("werkzeug", "gunicorn.error", "gunicorn.access"):
         assert redactor in logging.getLogger(name).filters
+
+
+def test_forged_line_in_a_logged_value_stays_on_its_own_line(sim, config, gateway, capsys, logging_setup):
+    logging_setup(config.secrets())
+    client = create_app(config, gateway).test_client()
+    forged = "2026-11-30 02:00:00,000 CRITICAL gateway.FAKE: injected"
+
+    client.get(f"/webapi/{ACCESS_KEY}/x%0a{forged.replace(' ', '%20')}")
+    client.get("/webapi/recording/x%00y%0d%0a" + forged.replace(" ", "%20"))
+    logging.getLogger("gunicorn.access").info('127.0.0.1 "GET %s" 404', f"/webapi/{ACCESS_KEY}/x\n{forged}\x00")
+    out = capsys.readouterr().out
+
+    assert "injected" in out
+    assert not any(line.startswith(forged[:20]) for line in out.splitlines())
+    assert "\x00" not in out and "\r" not in out
+    assert ACCESS_KEY not in out
