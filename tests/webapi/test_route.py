@@ -11,7 +11,7 @@ from gateway.app import create_app
 from gateway.cache import TtlCache
 from gateway.config import from_dict
 from gateway.live.errors import NoSuchLeg
-from gateway.logs import ACCESS_LOG_FORMAT, RedactingFilter, escape_controls, redact, setup_logging
+from gateway.logs import ACCESS_LOG_FORMAT, escape_controls, redact
 from gateway.webapi import route
 from gateway.sim.scenarios import inbound
 from tests.conftest import ACCESS_KEY
@@ -299,29 +299,6 @@ def test_escape_controls_keeps_every_record_on_one_line(text, expected):
 def test_access_log_format_has_no_query_string():
     assert "%(U)s" in ACCESS_LOG_FORMAT
     assert "%(q)s" not in ACCESS_LOG_FORMAT and "%(r)s" not in ACCESS_LOG_FORMAT
-
-
-@pytest.fixture
-def logging_setup():
-    """Runs setup_logging for a test and takes its handler and filters away afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    installed: list[RedactingFilter] = []
-
-    def setup(secrets: list[str]) -> RedactingFilter:
-        redactor = setup_logging("DEBUG", secrets)
-        installed.append(redactor)
-        return redactor
-
-    yield setup
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    for redactor in installed:
-        for target in [*root.handlers, *(logging.getLogger(n) for n in ("werkzeug", "gunicorn.error",
-                                                                        "gunicorn.access"))]:
-            target.removeFilter(redactor)
 
 
 def test_logs_never_show_key_secret_or_token(sim, config, gateway, caplog, capsys, logging_setup):
