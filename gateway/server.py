@@ -161,4 +161,8 @@ class GatewayApplication(BaseApplication):
 
 def serve(config: Config) -> None:
     """Serve until SIGTERM; returns when gunicorn has shut down."""
+    from gateway.logs import setup_logging
+    # In the master too: its own lines (the DEBUG configuration dump spans many lines) get the
+    # same redaction and escaping as the worker's.
+    setup_logging(config.logging.level, config.secrets())
     GatewayApplication(config).run()
