@@ -71,7 +71,9 @@ def _existing(contact_id: int) -> Iterator[None]:
 
 @command("contact.find", num=PhoneSearch(max_len=64), min_len=Integer(required=False, default=0, maximum=64))
 def contact_find(ctx: Services, num: str, min_len: int) -> dict[str, Any]:
-    """Ids of contacts with a number equal to `num`, or ending with it when `num` is min_len long or more."""
+    """Ids of contacts with a number equal to `num`, or ending with it when `num` is min_len long or more.
+
+    `num` is a phone number (digits, spaces and + - ( ) . / * #); anything else is a 400."""
     # contains() narrows the candidates on the PBX; the legacy rule is applied here (V20-API-NOTES §c).
     rows = ctx.xapi.list("Contacts", filter=odata.any_of(*(odata.contains(f, num) for f in NUMBER_FIELDS)),
                          select=",".join(("Id", *NUMBER_FIELDS)))
