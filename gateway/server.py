@@ -83,8 +83,8 @@ class GatewayWorker(ThreadWorker):
             # gunicorn's own warning quotes the raw request tail (it once carried a link's sig).
             self.log.warning("refused a request from %s with %s: %s", (addr or ("",))[0], status,
                              type(exc).__name__)
-        if req is None and getattr(exc, "req", None) is not None:
-            req = exc.req
+        if req is None:
+            req = getattr(exc, "req", None)   # gunicorn attaches it to header errors
         if req is not None and getattr(req, "method", None) is not None:
             environ = default_environ(req, client, self.cfg)
             environ["REMOTE_ADDR"] = (addr or ("",))[0]

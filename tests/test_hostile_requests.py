@@ -79,7 +79,8 @@ def served(sim_server, tmp_path_factory):
     log_path = folder / "stdout.log"
     with log_path.open("w", encoding="utf-8") as out:
         child = subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--config", str(config)],
-                                 stdout=out, stderr=subprocess.STDOUT, env={"PYTHONUNBUFFERED": "1", "PATH": "/usr/bin:/bin"})
+                                 stdout=out, stderr=subprocess.STDOUT,
+                                 env={"PYTHONUNBUFFERED": "1", "PATH": "/usr/bin:/bin"})
     try:
         wait_until(lambda: _is_up(port), timeout_s=30, interval_s=0.2)
         yield Served(port, log_path)
@@ -147,7 +148,9 @@ def test_request_line_just_under_the_limit_reaches_the_app(served):
 
 
 def test_header_over_the_limit_is_431_in_the_json_shape(served):
-    answer = exchange(served.port, f"GET /webapi/{KEY}/all.ext.get HTTP/1.1".encode(), b"X-Big: " + b"a" * 9000 + b"\r\n")
+    big_header = b"X-Big: " + b"a" * 9000 + b"\r\n"
+
+    answer = exchange(served.port, f"GET /webapi/{KEY}/all.ext.get HTTP/1.1".encode(), big_header)
 
     assert answer.status == 431
     assert is_error_shape(answer)

@@ -15,6 +15,7 @@ import stat
 from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request, send_file
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from werkzeug.routing import PathConverter
 
@@ -44,7 +45,11 @@ def create_recordings_blueprint(mp3_dir: str | os.PathLike[str], links: Recordin
     """A blueprint serving valid, correctly linked MP3 files from `mp3_dir`."""
     folder = Path(mp3_dir)
     blueprint = Blueprint("recordings", __name__)
-    blueprint.record_once(lambda state: state.app.url_map.converters.setdefault("anypath", AnyPath))
+
+    def add_converter(state: BlueprintSetupState) -> None:
+        state.app.url_map.converters.setdefault("anypath", AnyPath)
+
+    blueprint.record_once(add_converter)
 
     # <anypath:...> so that names with slashes reach this check (and its 404) too. No slash merging:
     # "/webapi/recording/%2fetc%2fpasswd" must get this 404, not a 308 redirect.

@@ -167,7 +167,7 @@ def test_token_obtained_after_a_refusal_ends_the_backoff_at_once(sim, pbx):
     sim.faults.refuse_tokens(True)
     stream.start()
     try:
-        wait_until(lambda: pbx.tokens.status()["last_error"] is not None)   # refused: waiting 30 s
+        wait_until(lambda: pbx.tokens.status().last_error is not None)   # refused: waiting 30 s
 
         sim.faults.refuse_tokens(False)
         pbx.tokens.token()          # another thread (a WebAPI request) gets a token: the PBX is back
@@ -181,7 +181,7 @@ def test_stop_ends_a_backoff_wait_at_once(sim, pbx):
     stream = _slow_backoff_stream(sim, pbx)
     sim.faults.refuse_tokens(True)
     stream.start()
-    wait_until(lambda: pbx.tokens.status()["last_error"] is not None)
+    wait_until(lambda: pbx.tokens.status().last_error is not None)
 
     stream.stop(timeout_s=5)
 

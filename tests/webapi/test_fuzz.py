@@ -15,7 +15,7 @@ import pytest
 
 import gateway.webapi.commands  # noqa: F401  (fills REGISTRY)
 from gateway.app import create_app
-from gateway.webapi.params import Extension, Integer, Number, NumberList, OnOff, Param, PhoneSearch, Strategy, Text
+from gateway.webapi.params import Extension, Integer, Number, NumberList, OnOff, Param, PhoneSearch, Strategy
 from gateway.webapi.registry import REGISTRY, Command
 from tests.conftest import ACCESS_KEY
 from tests.webapi.test_hostile import changing_requests, is_error_shape, pbx_state
@@ -119,7 +119,7 @@ KINDS = [(hostile_parameter, 45), (head_of_an_action, 15), (other_method, 15), (
 def probes(seed: int, count: int) -> list[Probe]:
     rng = random.Random(seed)
     commands = sorted(REGISTRY.values(), key=lambda c: c.name)
-    makers, weights = zip(*KINDS)
+    makers, weights = zip(*KINDS, strict=True)
     return [rng.choices(makers, weights)[0](rng, commands) for _ in range(count)]
 
 

@@ -31,7 +31,8 @@ def changing_requests(sim) -> list:
 
 
 def is_error_shape(body: object) -> bool:
-    return isinstance(body, dict) and list(body) == ["error", "command"] and all(isinstance(v, str) for v in body.values())
+    return (isinstance(body, dict) and list(body) == ["error", "command"]
+            and all(isinstance(v, str) for v in body.values()))
 
 
 # --- HEAD never changes anything -------------------------------------------------------------------

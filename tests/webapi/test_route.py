@@ -276,15 +276,17 @@ def test_failing_listener_does_not_change_the_answer(sim, config, gateway):
     ("GET /webapi/recording/a.mp3?exp=1767225600&sig=" + "ab" * 32 + " HTTP/9.9",
      "GET /webapi/recording/a.mp3?exp=1767225600&sig=*** HTTP/9.9"),
     ("Invalid HTTP Version 'sig=0f0f0f0f&x=1'", "Invalid HTTP Version 'sig=***&x=1'"),
-], ids=["recording link's sig", "sig in a quoted request tail","key in a command path", "key in the info path", "recording path kept", "bearer JWT",
+], ids=["key in a command path", "key in the info path", "recording path kept", "bearer JWT",
         "bare JWT", "opaque bearer token", "configured secret", "source path of a command module",
-        "source path of the route module", "info path without its slash"])
+        "source path of the route module", "info path without its slash", "recording link's sig",
+        "sig in a quoted request tail"])
 def test_redact_hides_secrets(text, expected):
     assert redact(text, ["sim-secret-900", ACCESS_KEY]) == expected
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("x\n2026-11-30 02:00:00,000 CRITICAL gateway.FAKE: injected", "x\\n2026-11-30 02:00:00,000 CRITICAL gateway.FAKE: injected"),
+    ("x\n2026-11-30 02:00:00,000 CRITICAL gateway.FAKE: injected",
+     "x\\n2026-11-30 02:00:00,000 CRITICAL gateway.FAKE: injected"),
     ("a\r\nb", "a\\r\\nb"),
     ("a\x00b\x1bc\x7f", "a\\x00b\\x1bc\\x7f"),
     ("a\x85b\u2028c", "a\\x85b\\u2028c"),
