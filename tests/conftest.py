@@ -7,9 +7,8 @@ from gateway.clock import FakeClock
 from gateway.app import create_app
 from gateway.config import Config, from_dict
 from gateway.sim.server import SimServer
+from tests.support.config import ACCESS_KEY
 from tests.support.receiver import Receiver
-
-ACCESS_KEY = "k3y-for-tests-0123456789"
 
 
 @pytest.fixture(scope="session")

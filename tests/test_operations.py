@@ -5,7 +5,7 @@ import logging
 import re
 
 from gateway.sim.scenarios import inbound
-from tests.conftest import ACCESS_KEY
+from tests.support.config import ACCESS_KEY
 from tests.support.wait import wait_until
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.live.machine import LegGone, Rules, advance
-from tests.live.conftest import (CALLER, ZONE, at, ended, gone, internal, make_leg, outbound, ringing, run,
+from tests.support.live import (CALLER, ZONE, at, ended, gone, internal, make_leg, outbound, ringing, run,
                                  seen, started, without_titles)
 
 Q = {"on_behalf_of_dn": "800", "on_behalf_of_type": "Wqueue"}

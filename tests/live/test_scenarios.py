@@ -23,7 +23,7 @@ from gateway.pbx.xapi import XapiClient
 from gateway.sim.scenarios import inbound, internal, outbound
 from gateway.webhooks.delivery import Delivery
 from gateway.webhooks.outbox import Outbox
-from tests.live.conftest import CALLER, DID, ended, ringing, started
+from tests.support.live import CALLER, DID, ended, ringing, started
 from tests.support.wait import wait_until
 
 

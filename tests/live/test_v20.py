@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.live import v20
-from tests.live.conftest import CALLER, DID, T0, make_leg, participant
+from tests.support.live import CALLER, DID, T0, make_leg, participant
 
 
 @pytest.mark.parametrize("raw, expected", [

@@ -9,7 +9,7 @@ from gateway.live.machine import Rules, advance
 from gateway.live.model import CallTable
 from gateway.live.view import LiveView
 from gateway.live.watcher import WatcherStatus
-from tests.live.conftest import T0, ZONE, participant, seen
+from tests.support.live import T0, ZONE, participant, seen
 
 
 class StandInWatcher:

@@ -11,7 +11,7 @@ from gateway.live.model import CallTable
 from gateway.live.watcher import DidNames, Watcher, WatcherStatus
 from gateway.pbx.errors import PbxNotFound, PbxUnreachable
 from gateway.webhooks.outbox import Outbox
-from tests.live.conftest import CALLER, DID, T0, participant
+from tests.support.live import CALLER, DID, T0, participant
 
 RULES = [{"Id": 1, "RuleName": "PragueDID", "Data": DID}]
 

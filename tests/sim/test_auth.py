@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from gateway.sim.server import SimServer
-from tests.sim.test_callcontrol import fetch_token
+from tests.support.simulator import fetch_token
 from tests.support.wait import wait_until
 
 

@@ -4,42 +4,16 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-import requests
 
+from tests.support.simulator import Api, slow_timeouts
 from tests.support.wait import wait_until
 
 CALLER = "+420774852529"
 
 
-def fetch_token(sim, session: requests.Session | None = None) -> str:
-    """A fresh access token for the simulator's API client."""
-    response = (session or requests).post(f"{sim.url}/connect/token", data={
-        "client_id": sim.client_id, "client_secret": sim.client_secret, "grant_type": "client_credentials"})
-    response.raise_for_status()
-    return response.json()["access_token"]
-
-
-class Api:
-    """A bearer-authenticated client of the simulator's HTTP API."""
-
-    def __init__(self, sim) -> None:
-        self.sim = sim
-        self.session = requests.Session()
-        self.token = fetch_token(sim, self.session)
-        self.session.headers["Authorization"] = f"Bearer {self.token}"
-
-    def get(self, path: str) -> requests.Response:
-        return self.session.get(self.sim.url + path, timeout=5)
-
-    def post(self, path: str, body: dict | None = None) -> requests.Response:
-        return self.session.post(self.sim.url + path, json=body if body is not None else {}, timeout=5)
-
-
 @pytest.fixture
 def api(sim):
     """An authenticated HTTP client of the simulator, timeouts slowed so nothing rings out."""
-    from tests.sim.test_engine import slow_timeouts
-
     slow_timeouts(sim.directory)
     client = Api(sim)
     yield client

@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 
 from gateway.sim.scenarios import inbound, internal, outbound
-from tests.sim.test_callcontrol import Api
-from tests.sim.test_ws import Events
+from tests.support.simulator import Api
+from tests.support.simulator import Events
 
 SPEC = json.loads((Path(__file__).parent.parent / "data" / "callcontrol-schemas.json").read_text(encoding="utf-8"))
 CALLER = "+420774852529"

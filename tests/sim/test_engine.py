@@ -14,6 +14,7 @@ import pytest
 
 from gateway.sim.engine import REMOVE, UPSERT, ActionRefused, Engine
 from gateway.sim.scenarios import Scenario, ScenarioError, inbound, internal, load_file, outbound
+from tests.support.simulator import slow_timeouts
 from tests.support.wait import wait_until
 
 CALLER = "+420774852529"
@@ -47,19 +48,6 @@ class Recorder:
         with self._lock:
             taken, self.events = self.events, []
         return taken
-
-
-def slow_timeouts(directory) -> None:
-    """No ring timeout fires during a test unless the test shortens it."""
-    for user in directory.users.values():
-        for profile in user.profiles:
-            profile.no_answer_timeout_s = 3600
-    for queue in directory.queues.values():
-        queue.ring_timeout_s, queue.master_timeout_s = 3600, 36000
-    for group in directory.ring_groups.values():
-        group.ring_time_s = 3600
-    for ivr in directory.ivrs.values():
-        ivr.timeout_s = 3600
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import pytest
 import requests
 import websocket
 
-from tests.sim.test_callcontrol import Api, fetch_token
-from tests.sim.test_ws import Events
+from tests.support.simulator import Api, fetch_token
+from tests.support.simulator import Events
 from tests.support.wait import wait_until
 
 

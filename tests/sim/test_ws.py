@@ -2,59 +2,19 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 import websocket
 
-from tests.sim.test_callcontrol import fetch_token
+from tests.support.simulator import Events, fetch_token, slow_timeouts
 from tests.support.wait import wait_until
 
 CALLER = "+420774852529"
 
 
-class Events:
-    """A real WebSocket client collecting every message the simulator sends."""
-
-    def __init__(self, sim, token: str | None = None) -> None:
-        self.token = token or fetch_token(sim)
-        self.socket = websocket.create_connection(sim.ws_url, header=[f"Authorization: Bearer {self.token}"],
-                                                  timeout=5)
-        self.messages: list[dict] = []
-        self.is_closed = False
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        try:
-            while True:
-                text = self.socket.recv()
-                if not text:
-                    break
-                self.messages.append(json.loads(text))
-        except (websocket.WebSocketException, OSError):
-            pass
-        self.is_closed = True
-
-    def wait_for(self, count: int, timeout_s: float = 5) -> list[dict]:
-        wait_until(lambda: len(self.messages) >= count, timeout_s=timeout_s)
-        return self.messages[:count]
-
-    def request(self, request_id: str, path: str, data=""):
-        before = len(self.messages)
-        self.socket.send(json.dumps({"RequestID": request_id, "Path": path, "RequestData": data}))
-        return wait_until(lambda: next((m for m in self.messages[before:] if m["event"]["event_type"] == 4
-                                        and m["event"]["attached_data"]["RequestID"] == request_id), None))
-
-    def close(self) -> None:
-        self.socket.close()
-
-
 @pytest.fixture
 def events(sim):
     """A WebSocket connected as the simulator's API client."""
-    from tests.sim.test_engine import slow_timeouts
-
     slow_timeouts(sim.directory)
     client = Events(sim)
     yield client

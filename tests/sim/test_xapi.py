@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 
 from gateway.sim.model import ApiClient
-from tests.sim import Xapi, add_recording, assert_error
+from tests.support.simulator import Xapi, add_recording, assert_error
 from tests.support.wait import wait_until
 
 

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 
 from gateway.sim.xapi import SERVED_PATHS
-from tests.sim import Xapi, add_recording
+from tests.support.simulator import Xapi, add_recording
 from tests.support.wait import wait_until
 
 SPEC = json.loads((Path(__file__).parent.parent / "data" / "xapi-schemas.json").read_text(encoding="utf-8"))

@@ -5,7 +5,7 @@ import pytest
 
 from gateway.sim.scenarios import inbound
 from tests.support.wait import wait_until
-from tests.webapi.shape import examples, same_shape
+from tests.support.shape import examples, same_shape
 
 EXAMPLES = examples()
 CALLER = "+420774852529"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.webapi.commands.contacts import is_match
-from tests.webapi.shape import examples, same_shape
+from tests.support.shape import examples, same_shape
 
 EXAMPLES = examples()
 # The legacy fields with 004's example values ("Mobile", "Mobile2", ... "Pager").

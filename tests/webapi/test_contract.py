@@ -10,9 +10,9 @@ import pytest
 import gateway.webapi.commands  # noqa: F401  (registers every command)
 from gateway.sim.scenarios import internal
 from gateway.webapi.registry import REGISTRY
-from tests.conftest import ACCESS_KEY
+from tests.support.config import ACCESS_KEY
 from tests.support.wait import wait_until
-from tests.webapi.shape import examples, same_shape, shape_differences
+from tests.support.shape import examples, same_shape, shape_differences
 
 EXAMPLES = examples()
 DOCUMENTED = [name for name in EXAMPLES if name]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.webapi.shape import same_shape
+from tests.support.shape import same_shape
 
 
 @pytest.mark.parametrize("name, params, reason", [

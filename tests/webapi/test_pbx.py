@@ -7,9 +7,9 @@ import pytest
 
 from gateway import __version__
 from gateway.sim.scenarios import inbound, internal, outbound
-from tests.conftest import ACCESS_KEY
+from tests.support.config import ACCESS_KEY
 from tests.support.wait import wait_until
-from tests.webapi.shape import shape_differences
+from tests.support.shape import shape_differences
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 

@@ -14,9 +14,9 @@ from gateway.live.errors import NoSuchLeg
 from gateway.logs import ACCESS_LOG_FORMAT, escape_controls, redact
 from gateway.webapi import route
 from gateway.sim.scenarios import inbound
-from tests.conftest import ACCESS_KEY
+from tests.support.config import ACCESS_KEY
 from tests.support.wait import wait_until
-from tests.webapi.shape import examples
+from tests.support.shape import examples
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiI5MDAiLCJleHAiOjE5OTk5OTk5OTl9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 

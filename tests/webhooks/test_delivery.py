@@ -16,7 +16,7 @@ from gateway.webhooks.delivery import Delivery
 from gateway.webhooks.outbox import Outbox
 from gateway.webhooks.policy import BACKOFF_CAP_S, CLIENT_ERROR_ATTEMPTS
 from tests.support.wait import wait_until
-from tests.webhooks.helpers import webhooks_config as webhooks
+from tests.support.webhooks import webhooks_config as webhooks
 
 RINGING = {"event": "ringing", "callerid": "420774852629", "user": "106", "usertype": "other",
            "did": "PragueDID", "id": "211230100614_665-0"}

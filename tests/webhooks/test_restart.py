@@ -10,8 +10,8 @@ import pytest
 from gateway.clock import Clock, FakeClock
 from gateway.webhooks.delivery import Delivery
 from gateway.webhooks.outbox import Outbox
-from tests.webhooks.helpers import CHILD_CODE
-from tests.webhooks.helpers import webhooks_config as webhooks
+from tests.support.webhooks import CHILD_CODE
+from tests.support.webhooks import webhooks_config as webhooks
 
 
 def run_child_and_kill(*args: str) -> list[str]:

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-EXAMPLES_FILE = Path(__file__).parent / "data" / "004-examples.json"
+EXAMPLES_FILE = Path(__file__).resolve().parents[1] / "webapi" / "data" / "004-examples.json"
 
 
 def examples() -> dict[str, dict]:

@@ -1,4 +1,4 @@
-"""Helpers of the webhook tests: a [webhooks] config builder and the code of a child process.
+"""For the webhook tests: a [webhooks] config builder and the code of a child process.
 
 CHILD_CODE fills an outbox, then waits to be killed:
     python -c CHILD_CODE <outbox path> <events per call> <calls> [<webhook url to try once>]

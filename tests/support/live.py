@@ -1,4 +1,4 @@
-"""Builders for the live-model tests: v20 participants, legs, machine events and expected webhooks."""
+"""Builders of the live-model tests: v20 participants, legs, machine events and expected webhooks."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
