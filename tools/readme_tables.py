@@ -1,9 +1,10 @@
 """Regenerate the README's generated tables from the code: `python tools/readme_tables.py [--check]`.
 
-Sources: gateway.config.SCHEMA (configuration table) and gateway.webapi.registry.REGISTRY (command
-table: each command's parameters and docstring). A command's status comes from its docstring: a
-paragraph starting "Not possible on v20:" means 501, one starting "Difference on v20:" names a
-difference; otherwise it works as the legacy product did.
+Sources: gateway.config.SCHEMA, read from the config section dataclasses' field metadata
+(configuration table), and gateway.webapi.registry.REGISTRY (command table: each command's
+parameters and docstring). A command's status comes from its docstring: a paragraph starting
+"Not possible on v20:" means 501, one starting "Difference on v20:" names a difference; otherwise
+it works as the legacy product did.
 """
 from __future__ import annotations
 
