@@ -17,8 +17,8 @@ import gateway.webapi.commands  # noqa: F401  (fills REGISTRY)
 from gateway.app import create_app
 from gateway.webapi.params import Extension, Integer, Number, NumberList, OnOff, Param, PhoneSearch, Strategy
 from gateway.webapi.registry import REGISTRY, Command
-from tests.conftest import ACCESS_KEY
-from tests.webapi.test_hostile import changing_requests, is_error_shape, pbx_state
+from tests.support.config import ACCESS_KEY
+from tests.support.hostile import changing_requests, is_error_shape, pbx_state
 
 SEED = 20261130
 REQUESTS = 3000

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ACCESS_KEY
+from tests.support.config import ACCESS_KEY
+from tests.support.hostile import changing_requests, is_error_shape, pbx_state
 
 WRITES_BY_HEAD = [
     ("ext.new", {"num": "4242"}),
@@ -16,23 +17,6 @@ WRITES_BY_HEAD = [
     ("makecall", {"first": "101", "second": "102"}),
     ("drop", {"num": "101"}),
 ]
-
-
-def pbx_state(sim) -> str:
-    """Everything configured on the simulated PBX, as one comparable text."""
-    with sim.directory.lock:
-        d = sim.directory
-        return repr((d.users, d.queues, d.ring_groups, d.ivrs, d.contacts))
-
-
-def changing_requests(sim) -> list:
-    """Requests to the PBX that could change it (a token request changes nothing)."""
-    return [r for r in sim.requests if r.method not in ("GET", "HEAD") and r.path != "/connect/token"]
-
-
-def is_error_shape(body: object) -> bool:
-    return (isinstance(body, dict) and list(body) == ["error", "command"]
-            and all(isinstance(v, str) for v in body.values()))
 
 
 # --- HEAD never changes anything -------------------------------------------------------------------
