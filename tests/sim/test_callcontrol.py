@@ -5,7 +5,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.support.simulator import Api, slow_timeouts
+from tests.support.simulator import Api, connected
 from tests.support.wait import wait_until
 
 CALLER = "+420774852529"
@@ -14,10 +14,7 @@ CALLER = "+420774852529"
 @pytest.fixture
 def api(sim):
     """An authenticated HTTP client of the simulator, timeouts slowed so nothing rings out."""
-    slow_timeouts(sim.directory)
-    client = Api(sim)
-    yield client
-    client.session.close()
+    yield from connected(sim, Api)
 
 
 def test_all_states_lists_exactly_the_monitored_dns(sim, api):

@@ -6,7 +6,7 @@ import json
 import pytest
 import websocket
 
-from tests.support.simulator import Events, fetch_token, slow_timeouts
+from tests.support.simulator import Events, connected, fetch_token
 from tests.support.wait import wait_until
 
 CALLER = "+420774852529"
@@ -14,11 +14,8 @@ CALLER = "+420774852529"
 
 @pytest.fixture
 def events(sim):
-    """A WebSocket connected as the simulator's API client."""
-    slow_timeouts(sim.directory)
-    client = Events(sim)
-    yield client
-    client.close()
+    """A WebSocket connected as the simulator's API client, timeouts slowed so nothing rings out."""
+    yield from connected(sim, Events)
 
 
 def pairs(messages: list[dict]) -> list[tuple[int, str]]:

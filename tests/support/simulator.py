@@ -5,6 +5,7 @@ import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Iterator
 
 import requests
 import websocket
@@ -111,6 +112,17 @@ class Api:
 
     def post(self, path: str, body: dict | None = None) -> requests.Response:
         return self.session.post(self.sim.url + path, json=body if body is not None else {}, timeout=5)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def connected(sim, client_class: type[Api] | type[Events]) -> Iterator[Api | Events]:
+    """Body of a fixture: a client of the simulator, timeouts slowed so nothing rings out, closed after."""
+    slow_timeouts(sim.directory)
+    client = client_class(sim)
+    yield client
+    client.close()
 
 
 class Events:
