@@ -13,7 +13,7 @@ from gateway.pbx.errors import PbxNotFound, PbxUnreachable
 from gateway.webhooks.outbox import Outbox
 from tests.live.conftest import CALLER, DID, T0, participant
 
-RULES = [{"Id": 1, "RuleName": "PragueDID", "Data": DID}]
+RULES = [{"Id": 1, "RuleName": "PragueDID", "Data": DID, "Condition": "BasedOnDID"}]
 
 
 class StandInPbx:
@@ -249,8 +249,18 @@ def test_did_names_reload_at_most_once_a_minute():
     assert names.name_of(DID) == "PragueDID"
     assert names.name_of("420233000111") == "PragueDID"
     assert names.name_of("+420999") == "+420999"
-    xapi.rules = RULES + [{"Id": 2, "RuleName": "BrnoDID", "Data": "+420999"}]
+    xapi.rules = RULES + [{"Id": 2, "RuleName": "BrnoDID", "Data": "+420999", "Condition": "BasedOnDID"}]
     assert names.name_of("+420999") == "+420999"
     clock.advance(60)
     assert names.name_of("+420999") == "BrnoDID"
     assert xapi.reads == 2
+
+
+def test_did_names_come_only_from_did_rules_never_from_caller_id_rules():
+    caller_rule = {"Id": 3, "RuleName": "VIP caller", "Data": DID, "Condition": "BasedOnCallerID"}
+    xapi = StandInXapi([caller_rule, *RULES, {"Id": 4, "RuleName": "Other VIP", "Data": "+420777",
+                                              "Condition": "BasedOnCallerID"}])
+    names = DidNames(xapi, clock=FakeClock(T0))
+
+    assert names.name_of(DID) == "PragueDID"
+    assert names.name_of("+420777") == "+420777"
