@@ -9,6 +9,7 @@ import requests
 
 from gateway.cache import TtlCache
 from gateway.clock import Clock
+from gateway.capture.control import ControlServer
 from gateway.config import Config
 from gateway.live.model import CallTable
 from gateway.live.recorder import Recorder
@@ -53,5 +54,6 @@ class Services:
                                config, clock=self.clock, on_call_ended=self.recordings.call_ended,
                                recorder=self.recorder)
         self.live = LiveView(self.table, self.watcher, self.callcontrol)
+        self.control = ControlServer(self)      # local socket: capture and doctor ask the service
         from gateway.runtime import Runtime  # runtime wires threads around the parts above
         self.runtime = Runtime(self)

@@ -102,6 +102,8 @@ class Recorder:
             fields["kwargs"] = dict(kwargs)
         if error is not None:
             fields["error"] = {"class": type(error).__name__, "message": str(error)}
+            if isinstance(getattr(error, "status", None), int):
+                fields["error"]["status"] = error.status   # type: ignore[attr-defined]
         else:
             fields["body"] = body
         self._emit(self.record("read", **fields))

@@ -1,0 +1,136 @@
+"""`capture` against the simulator (through the running service, and directly), then `replay --check`."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from gateway.capture.commands import run_capture, run_replay
+from gateway.capture.records import read_records
+from gateway.sim.scenarios import inbound
+from tests.live.conftest import CALLER, DID
+from tests.support.wait import wait_until
+
+
+def capture_while(config, path, seconds, action, *, anonymize=True, is_started=lambda: True):
+    """Run `capture` in a thread for `seconds`; run `action()` once it records; (exit status, printed)."""
+    import io
+    out = io.StringIO()
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault(
+        "status", run_capture(config, seconds, str(path), anonymize=anonymize, out=out)))
+    thread.start()
+    wait_until(is_started, timeout_s=10)
+    action()
+    thread.join(seconds + 30)
+    return result["status"], out.getvalue()
+
+
+def test_capture_from_the_running_service_replays_to_the_same_webhooks(sim, config, live_gateway, receiver,
+                                                                         tmp_path, capsys):
+    wait_until(lambda: live_gateway.live.is_live, timeout_s=10)
+    path = tmp_path / "capture.jsonl"
+
+    def calls():
+        sim.play(inbound(CALLER, did=DID).to_queue("800", rings=["101", "102"]).rings(5)
+                 .answered_by("102").talk(10).caller_hangs_up())
+        receiver.wait_for(4)
+
+    status, printed = capture_while(config, path, 2.5, calls, is_started=lambda: live_gateway.recorder.is_recording)
+
+    assert status == 0, printed
+    assert "the running service records" in printed
+    records = read_records(path)
+    assert records[0]["type"] == "capture" and records[0]["source"] == "service"
+    assert [r["params"]["event"] for r in records if r["type"] == "webhook"] == \
+        ["ringing", "ringing", "hangupincoming", "incoming"]
+    assert run_replay(str(path), check=True) == 0, capsys.readouterr().out
+    assert "replay --check: 4 webhooks, same as recorded" in capsys.readouterr().out
+
+
+def test_capture_pseudonymises_numbers_and_names_consistently(sim, config, live_gateway, receiver, tmp_path, capsys):
+    wait_until(lambda: live_gateway.live.is_live, timeout_s=10)
+    path = tmp_path / "capture.jsonl"
+
+    def call():
+        sim.play(inbound(CALLER, did=DID).to_extension("101").answered_by("101").talk(5).caller_hangs_up())
+        receiver.wait_for(3)
+
+    status, printed = capture_while(config, path, 2.0, call, is_started=lambda: live_gateway.recorder.is_recording)
+
+    text = path.read_text()
+    assert status == 0, printed
+    assert "pseudonymised" in printed
+    for secret in ("774852529", "233000111", "PragueDID", sim.client_secret, config.webapi.key):
+        assert secret not in text
+    records = read_records(path)
+    reads = [r["body"] for r in records if r["type"] == "read" and r["call"] == "participant"]
+    webhooks = [r["params"] for r in records if r["type"] == "webhook"]
+    assert {body["party_caller_id"] for body in reads} == {webhooks[0]["callerid"]}
+    assert webhooks[0]["callerid"].startswith("+") and len(webhooks[0]["callerid"]) == len(CALLER)
+    assert webhooks[0]["did"].startswith("DID rule ")
+    assert run_replay(str(path), check=True) == 0, capsys.readouterr().out
+
+
+def test_capture_without_a_service_connects_directly_and_sends_nothing(sim, config, receiver, tmp_path, capsys):
+    path = tmp_path / "capture.jsonl"
+    played = []
+
+    def call():
+        played.append(sim.play(inbound(CALLER, did=DID).to_extension("101").answered_by("101").talk(5)
+                               .caller_hangs_up()))
+
+    connected = lambda: any(r.path.endswith("/callcontrol") for r in sim.requests)  # noqa: E731
+    status, printed = capture_while(config, path, 2.5, call, anonymize=False, is_started=connected)
+
+    assert status == 0, printed
+    assert "connecting to the PBX directly" in printed
+    records = read_records(path)
+    assert records[0]["source"] == "direct"
+    assert [r["params"]["event"] for r in records if r["type"] == "webhook"] == \
+        ["ringing", "hangupincoming", "incoming"]
+    assert receiver.received == []
+    assert run_replay(str(path), check=True) == 0
+
+
+def test_replay_prints_one_json_object_per_webhook(tmp_path, capsys):
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [
+        {"type": "capture", "version": 1, "rules": {"timezone": "UTC"}},
+        {"type": "message", "t": 1700000000.0,
+         "body": {"sequence": 1, "event": {"event_type": 0, "entity": "/callcontrol/101/participants/5"}}},
+        {"type": "read", "t": 1700000000.01, "api": "callcontrol", "call": "participant", "args": ["101", 5],
+         "body": {"id": 5, "status": "Ringing", "dn": "101", "party_caller_id": "+420774852529",
+                  "party_dn": "10000", "party_dn_type": "Wexternalline", "callid": 9, "legid": 1}},
+        {"type": "message", "t": 1700000004.0,
+         "body": {"sequence": 2, "event": {"event_type": 1, "entity": "/callcontrol/101/participants/5"}}},
+    ]) + "\n")
+
+    assert run_replay(str(path)) == 0
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["event"] for line in lines] == ["ringing", "incoming"]
+    assert lines[1]["finishtype"] == "Missed" and lines[0]["id"] == "231114221320_9-0"
+
+
+def test_replay_check_fails_and_prints_the_difference(tmp_path, capsys):
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [
+        {"type": "capture", "version": 1, "rules": {"timezone": "UTC"}},
+        {"type": "webhook", "t": 1.0, "call_key": "700101000001_3", "params": {"event": "ringing", "id": "x"}},
+    ]) + "\n")
+
+    assert run_replay(str(path), check=True) == 1
+
+    out = capsys.readouterr().out
+    assert '-{"event": "ringing", "id": "x"}' in out and "differ" in out
+
+
+def test_replay_of_a_file_that_is_not_a_capture_says_which_line(tmp_path, capsys):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"type": "capture"}\nnot json\n')
+
+    assert run_replay(str(path)) == 2
+
+    assert "c.jsonl:2: not JSON" in capsys.readouterr().out
