@@ -98,7 +98,15 @@ def run_replay(path: str, *, check: bool = False, out: TextIO | None = None) -> 
     except CaptureFormatError as exc:
         print(f"replay: {exc}", file=out)
         return 2
-    result = replay(records)
+    quiet = logging.getLogger("gateway")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)   # the report below names what is not understood, once
+    try:
+        result = replay(records)
+    finally:
+        quiet.setLevel(level)
+    for line in unknown_lines(result.unknowns.items()):
+        print(f"not understood: {line}", file=sys.stderr)
     if not check:
         for webhook in result.webhooks:
             print(webhook.line(), file=out)

@@ -53,7 +53,7 @@ class Replayed:
     recorded: list[Webhook]
     unknowns: Unknowns
     calls_before: set[int] = field(default_factory=set)   # v20 call ids in progress at the start
-    unplaced: list[str] = field(default_factory=list)    # reads the replay could not answer
+    misses: list[str] = field(default_factory=list)      # reads the replay could not answer
 
     def compared(self, webhooks: list[Webhook]) -> list[str]:
         return [w.line() for w in webhooks if w.v20_call_id not in self.calls_before]

@@ -63,7 +63,7 @@ class Unknowns:
                 self._seen[key] = Unknown(kind, known.value, known.where, known.reading, known.count + 1)
                 return
             self._seen[key] = Unknown(kind, text, where, reading, 1)
-        logger.warning("the PBX sent a %s the gateway does not know: %r (at %s); %s",
+        logger.warning("not understood from the PBX: %s %r (at %s); %s",
                        KINDS.get(kind, kind), text, where or "?", reading)
 
     def items(self) -> list[Unknown]:
