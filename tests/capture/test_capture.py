@@ -81,8 +81,10 @@ def test_capture_without_a_service_connects_directly_and_sends_nothing(sim, conf
         played.append(sim.play(inbound(CALLER, did=DID).to_extension("101").answered_by("101").talk(5)
                                .caller_hangs_up()))
 
-    connected = lambda: any(r.path.endswith("/callcontrol") for r in sim.requests)  # noqa: E731
-    status, printed = capture_while(config, path, 2.5, call, anonymize=False, is_started=connected)
+    # Started: the snapshot and, once the WebSocket is open, the resync have read GET /callcontrol.
+    synced = lambda: sim.sockets.count() > 0 and \
+        [r.path for r in sim.requests if r.method == "GET"].count("/callcontrol") >= 2  # noqa: E731
+    status, printed = capture_while(config, path, 2.5, call, anonymize=False, is_started=synced)
 
     assert status == 0, printed
     assert "connecting to the PBX directly" in printed
@@ -134,3 +136,48 @@ def test_replay_of_a_file_that_is_not_a_capture_says_which_line(tmp_path, capsys
     assert run_replay(str(path)) == 2
 
     assert "c.jsonl:2: not JSON" in capsys.readouterr().out
+
+
+def test_control_socket_is_only_for_the_service_user(config, live_gateway):
+    import os
+    import stat
+    from gateway.capture.control import socket_path
+
+    mode = os.stat(socket_path(config.storage.state_dir)).st_mode
+
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
+
+
+@pytest.mark.parametrize("request_, error", [
+    pytest.param({"op": "shell"}, "unknown op 'shell'", id="an unknown op is refused"),
+    pytest.param({"op": "capture", "seconds": 0}, "seconds must be between", id="a capture needs a duration"),
+    pytest.param({"op": "capture", "seconds": 10 ** 9}, "seconds must be between", id="a capture is bounded"),
+])
+def test_control_socket_refuses_bad_requests(config, live_gateway, request_, error):
+    from gateway.capture.control import ServiceUnreachable, ask
+
+    with pytest.raises(ServiceUnreachable, match=error):
+        list(ask(config.storage.state_dir, request_, timeout_s=5))
+
+
+def test_a_stale_control_socket_means_no_service(config, tmp_path):
+    import socket as socket_module
+    from gateway.capture.control import NoService, ask, socket_path
+    path = socket_path(config.storage.state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stale = socket_module.socket(socket_module.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()
+
+    with pytest.raises(NoService):
+        list(ask(config.storage.state_dir, {"op": "unknowns"}, timeout_s=5))
+
+
+def test_stopping_the_service_removes_its_control_socket(config, gateway):
+    from gateway.capture.control import socket_path
+    gateway.runtime.start()
+    assert socket_path(config.storage.state_dir).exists()
+
+    gateway.runtime.stop(timeout_s=10)
+
+    assert not socket_path(config.storage.state_dir).exists()
