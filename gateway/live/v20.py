@@ -120,7 +120,7 @@ def leg_from_participant(participant: dict[str, Any], *, seen_at: datetime, dn_k
         # its participant id, so it is still tracked and ends with its webhooks.
         v20_call_id = participant_id
         if unknowns is not None:
-            unknowns.note("unplaced", where, where=where, reading="no callid: tracked as a call of its own")
+            unknowns.note("unplaced", "no callid", where=where, reading="tracked as a call of its own")
     kinds = {name: kind_of(participant.get(name), unknowns, where=where) for name in _TYPE_FIELDS}
     return Leg(
         dn=dn,

@@ -78,7 +78,7 @@ def test_unexpected_and_missing_fields_are_reported_and_the_leg_still_read():
     assert (leg.status, leg.via_dn, leg.v20_call_id) == ("ringing", "", 1)
     assert {(u.kind, u.value) for u in unknowns.items()} == {
         ("field", "party_caller_type"), ("missing", "callid"), ("missing", "on_behalf_of_dn"),
-        ("unplaced", "/callcontrol/101/participants/1")}
+        ("unplaced", "no callid")}
 
 
 def test_missing_dn_and_id_come_from_the_entity():
