@@ -148,7 +148,8 @@ def patterns(raw: str) -> tuple[str, ...]:
 
 
 # Desk phones first, then anything unrecognised, then 3CX's own apps, web clients last.
-MAKECALL_DEVICES = "*Yealink*, *Fanvil*, *snom*, *Grandstream*, *Poly*, *Cisco*, *Htek*, *, *3CX*App*, *3CX*Mobile*, *Web*"
+MAKECALL_DEVICES = ("*Yealink*, *Fanvil*, *snom*, *Grandstream*, *Poly*, *Cisco*, *Htek*, *, "
+                    "*3CX*App*, *3CX*Mobile*, *Web*")
 
 
 # --- the schema: one frozen dataclass per section; each field's metadata holds its value type,

@@ -212,8 +212,9 @@ def check_readings(config: Config) -> Finding:
         return Finding(OK, "readings", "no service is running to ask; `doctor --watch N` reads N minutes of "
                                        "live traffic")
     if unknowns:
+        listed = "; ".join(unknown_lines(unknowns))
         return Finding(WARN, "readings", "the PBX sent what the gateway does not know (calls are still "
-                                         f"tracked; please report it with a capture): {'; '.join(unknown_lines(unknowns))}")
+                                         f"tracked; please report it with a capture): {listed}")
     return Finding(OK, "readings", "the running service understood everything the PBX sent")
 
 

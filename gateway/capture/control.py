@@ -115,7 +115,7 @@ class ControlServer:
             except Exception:
                 logger.exception("control socket: request failed")
 
-    def _answers(self, request: dict) -> Iterator[dict]:
+    def _answers(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
         from gateway.capture.sources import capture_service
         op = request.get("op")
         if op == "unknowns":
@@ -131,7 +131,7 @@ class ControlServer:
             yield {"error": f"unknown op {op!r}"}
 
 
-def ask(state_dir: str | Path, request: dict, *, timeout_s: float) -> Iterator[dict]:
+def ask(state_dir: str | Path, request: dict[str, Any], *, timeout_s: float) -> Iterator[dict[str, Any]]:
     """Send `request` to the service and yield its answers. NoService when none is listening;
     ServiceUnreachable when one seems to run but refuses us (then never connect to the PBX)."""
     path = socket_path(state_dir)
@@ -169,7 +169,7 @@ def _is_allowed(conn: socket.socket) -> bool:
     return uid in (0, os.getuid())
 
 
-def _read_request(conn: socket.socket) -> dict:
+def _read_request(conn: socket.socket) -> dict[str, Any]:
     conn.settimeout(5.0)
     data = b""
     while b"\n" not in data:
@@ -185,6 +185,6 @@ def _read_request(conn: socket.socket) -> dict:
     return request
 
 
-def _send(conn: socket.socket, answer: dict, secrets: Any = ()) -> None:
+def _send(conn: socket.socket, answer: dict[str, Any], secrets: Any = ()) -> None:
     line = redact(json.dumps(answer, ensure_ascii=False, separators=(",", ":")), secrets)
     conn.sendall(line.encode("utf-8") + b"\n")

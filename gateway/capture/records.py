@@ -130,7 +130,7 @@ class Pseudonyms:
                 out[key] = value
         return out
 
-    def _rule(self, rule: dict) -> dict:
+    def _rule(self, rule: dict[str, Any]) -> Any:
         return self._pbx_body(rule)
 
     # --- strings ---------------------------------------------------------------------------------

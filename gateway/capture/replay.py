@@ -14,9 +14,10 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from gateway.clock import Clock
+from gateway.config import Config, from_dict
 from gateway.capture.records import Record
 from gateway.live.unknowns import Unknowns
 from gateway.live.watcher import Watcher
@@ -88,8 +89,8 @@ class _Answers:
         self._clock = clock
         self._misses = misses
         self._queues: dict[str, deque[Record]] = {}
-        self.state: list[dict] = []
-        self.did_rules: list[dict] | None = None
+        self.state: list[dict[str, Any]] = []
+        self.did_rules: list[dict[str, Any]] | None = None
         self.is_loading_state = False        # GET /callcontrol answers the snapshot
         for record in records:
             if record.get("type") == "read":
@@ -100,7 +101,7 @@ class _Answers:
             elif record.get("type") == "did_rules" and self.did_rules is None:
                 self.did_rules = [rule for rule in record.get("body") or [] if isinstance(rule, dict)]
 
-    def answer(self, api: str, call: str, args: tuple, kwargs: dict) -> Any:
+    def answer(self, api: str, call: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.is_loading_state and api == "callcontrol" and call == "all_states":
             return self.state
         if api == "xapi" and call == "list" and args[:1] == ("InboundRules",) and self.did_rules is not None:
@@ -142,15 +143,17 @@ class _Outbox:
         self.webhooks: list[Webhook] = []
         self.is_muted = False
 
-    def add(self, call_key: str, params: dict[str, str]) -> None:
+    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None) -> str:
         if not self.is_muted:
-            self.webhooks.append(Webhook(call_key, dict(params)))
+            self.webhooks.append(Webhook(call_key, {key: str(value) for key, value in params.items()}))
+        return f"replay-{len(self.webhooks)}"
 
 
 class _Stream:
     """The watcher's event stream: never started during a replay."""
 
-    def set_handlers(self, *_handlers: Any) -> None:
+    def set_handlers(self, on_message: Callable[[dict[str, Any]], None], on_connect: Callable[[], None],
+                     on_disconnect: Callable[[str], None]) -> None:
         return None
 
     def start(self) -> None:
@@ -160,24 +163,17 @@ class _Stream:
         return None
 
 
-@dataclass(frozen=True)
-class _Webhooks:
-    answer_event: str
-    ringing_cancelled: bool
-    internal_calls: bool
-
-
-@dataclass(frozen=True)
-class _Pbx:
-    timezone: str
-
-
-@dataclass(frozen=True)
-class _Settings:
-    """The few settings the watcher reads, from the capture's header."""
-
-    webhooks: _Webhooks
-    pbx: _Pbx
+def _settings(rules: dict[str, Any]) -> Config:
+    """The settings the watcher follows, from the capture's header (the PBX fields are placeholders:
+    a replay talks to no PBX)."""
+    return from_dict({
+        "pbx": {"url": "http://replay.invalid", "client_id": "replay", "client_secret": "replay",
+                "timezone": str(rules["timezone"])},
+        "webapi": {"key": "replay"},
+        "webhooks": {"answer_event": str(rules["answer_event"]),
+                     "ringing_cancelled": "true" if rules["ringing_cancelled"] else "false",
+                     "internal_calls": "true" if rules["internal_calls"] else "false"},
+    }, source="capture header", environ={})
 
 
 def replay(records: Iterable[Record]) -> Replayed:
@@ -185,8 +181,7 @@ def replay(records: Iterable[Record]) -> Replayed:
     records = list(records)
     header = next((r for r in records if r.get("type") == "capture"), {})
     rules = {**DEFAULT_RULES, **(header.get("rules") or {})}
-    settings = _Settings(_Webhooks(str(rules["answer_event"]), bool(rules["ringing_cancelled"]),
-                                   bool(rules["internal_calls"])), _Pbx(str(rules["timezone"])))
+    settings = _settings(rules)
     clock = ReplayClock()
     misses: list[str] = []
     answers = _Answers(records, clock, misses)
@@ -205,8 +200,8 @@ def replay(records: Iterable[Record]) -> Replayed:
             _load_state(watcher, answers, outbox)
         elif kind == "connect":
             _resync(watcher)
-        elif kind == "message":
-            watcher.handle(record.get("body"))
+        elif kind == "message" and isinstance(record.get("body"), dict):
+            watcher.handle(record["body"])
         elif kind == "webhook":
             recorded.append(Webhook(str(record.get("call_key") or ""), dict(record.get("params") or {})))
     calls_before.discard(0)
@@ -229,11 +224,11 @@ def _resync(watcher: Watcher) -> None:
         logger.info("replay: resync could not be replayed: %s", exc)
 
 
-def _key(api: Any, call: Any, args: list, kwargs: dict) -> str:
+def _key(api: Any, call: Any, args: list[Any], kwargs: dict[str, Any]) -> str:
     return json.dumps([api, call, [str(a) for a in args], {k: str(v) for k, v in sorted(kwargs.items())}])
 
 
-def _error(error: dict) -> pbx_errors.PbxError:
+def _error(error: dict[str, Any]) -> pbx_errors.PbxError:
     name = str(error.get("class") or "")
     message = str(error.get("message") or "")
     if name == "PbxNotFound":

@@ -76,8 +76,8 @@ def capture_service(services: Any, seconds: float, *, is_stopped: Callable[[], b
 class _Discard:
     """The outbox of a read-only watcher: webhooks are recorded, never queued or sent."""
 
-    def add(self, call_key: str, params: dict[str, str]) -> None:
-        return None
+    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None) -> str:
+        return ""
 
 
 def capture_direct(config: Config, seconds: float) -> Iterator[Record]:
