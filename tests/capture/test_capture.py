@@ -181,3 +181,23 @@ def test_stopping_the_service_removes_its_control_socket(config, gateway):
     gateway.runtime.stop(timeout_s=10)
 
     assert not socket_path(config.storage.state_dir).exists()
+
+
+def test_replay_command_line_checks_a_stored_capture(capsys):
+    from pathlib import Path
+    from gateway.cli import main
+    path = Path(__file__).parents[1] / "data" / "captures" / "sim-blind-transfer-answered.jsonl"
+
+    status = main(["replay", "--check", str(path)])
+
+    assert status == 0
+    assert "replay --check: 6 webhooks, same as recorded" in capsys.readouterr().out
+
+
+def test_capture_command_line_needs_seconds_and_out(capsys):
+    from gateway.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["capture", "--config", "/nonexistent.ini", "--seconds", "0", "--out", "x.jsonl"])
+
+    assert "expected a positive number" in capsys.readouterr().err
