@@ -80,9 +80,12 @@ def print_report(result: Replayed, out: TextIO) -> None:
             print(f"  {line}", file=out)
     else:
         print("not understood: nothing (every status, type name and field was known)", file=out)
-    if result.recorded:
-        verdict = "agrees with" if not result.difference() else "differs from"
-        print(f"replay: {verdict} the {len(result.recorded)} webhooks recorded", file=out)
+    compared = result.compared(result.recorded)
+    if compared:
+        verdict = "agrees with" if not result.difference() else "differs from (see replay --check)"
+        skipped = f"; {len(result.calls_before)} calls in progress at the start not compared" \
+            if result.calls_before else ""
+        print(f"replay: {verdict} the {len(compared)} webhooks recorded{skipped}", file=out)
 
 
 def unknown_lines(unknowns: Iterable[Unknown]) -> list[str]:
