@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -85,10 +85,17 @@ FLOWS: dict[str, Scenario | Callable[[SimServer], dict[str, Any]]] = {
     .blind_transfer(by="103", to="800").rings(3).answered_by("102").talk(5).caller_hangs_up(),
     "outbound-answered": outbound("101", CALLER).answered().talk(10).hangs_up(by="101"),
     "outbound-not-answered": outbound("101", CALLER).not_answered(after_s=30),
+    "outbound-busy": outbound("101", CALLER).busy(),
+    "agent-hangs-up": inbound(CALLER, did=DID).to_extension("102").answered_by("102").talk(10).hangs_up(by="102"),
     "internal-silent": internal("101", "102").answered_by("102").talk(5).hangs_up(by="101"),
+    "internal-attended-transfer": internal("101", "103").rings(3).answered_by("103").talk(5)
+    .attended_transfer(by="103", to="104").talk(5).hangs_up(by="104"),
     "makecall": _makecall,
     "unknown-words": _unknown_words,
 }
+# Flows recorded a second time with [webhooks] internal_calls = true (file sim-<flow>-reported.jsonl).
+INTERNAL_REPORTED = ("internal-silent", "internal-attended-transfer")
+
 # What a flow's capture must report as not understood (tests/capture/test_captures.py checks it).
 EXPECTED_UNKNOWNS = {"unknown-words": [["status", "Bridged"], ["type", "Wcallqueue"], ["type", "Wpstnline"]]}
 
@@ -116,15 +123,14 @@ def record_flow(sim: SimServer, services: Services, name: str) -> list[dict]:
     return [first, *drain(services.recorder, capture, 0)]
 
 
-def main() -> int:
-    OUT.mkdir(parents=True, exist_ok=True)
-    sim = SimServer(time_scale=10.0)
-    sim.start()
+def record_all(sim: SimServer, names: Iterable[str], *, internal_calls: bool, suffix: str) -> None:
+    """Record `names` with one gateway whose [webhooks] internal_calls is `internal_calls`."""
     with tempfile.TemporaryDirectory() as state:
         config = from_dict({
             "pbx": {"url": sim.url, "client_id": sim.client_id, "client_secret": sim.client_secret,
                     "verify_tls": "false", "timezone": "Europe/Prague"},
             "webapi": {"key": "capture-flows-key-0123456789"},
+            "webhooks": {"internal_calls": "true" if internal_calls else "false"},
             "recordings": {"enabled": "false", "mp3_dir": f"{state}/mp3"},
             "storage": {"state_dir": state},
         }, source="capture_sim_flows", environ={})
@@ -132,15 +138,25 @@ def main() -> int:
         services.runtime.start()
         try:
             _wait(lambda: services.live.is_live, 10)
-            for name in FLOWS:
+            for name in names:
                 records = record_flow(sim, services, name)
-                path = OUT / f"sim-{name}.jsonl"
+                path = OUT / f"sim-{name}{suffix}.jsonl"
                 write_records(path, records)
                 webhooks = [r["params"]["event"] for r in records if r["type"] == "webhook"]
                 print(f"{path.relative_to(ROOT)}: {len(records)} records, webhooks {webhooks}")
         finally:
             services.runtime.stop(5)
-            sim.stop()
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    sim = SimServer(time_scale=10.0)
+    sim.start()
+    try:
+        record_all(sim, FLOWS, internal_calls=False, suffix="")
+        record_all(sim, INTERNAL_REPORTED, internal_calls=True, suffix="-reported")
+    finally:
+        sim.stop()
     return 0
 
 
