@@ -1,4 +1,4 @@
-"""3cx-gateway run | simulate | check-config | demo | outbox | cleanup: thin argparse over the package."""
+"""3cx-gateway run | simulate | check-config | demo | outbox | cleanup | doctor | capture | replay: thin argparse."""
 from __future__ import annotations
 
 import argparse
@@ -75,7 +75,26 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check what makes integrations silently do nothing on v20, and say how to fix it."""
     from gateway.doctor import run_doctor
-    return run_doctor(_load_or_exit(args.config))
+    return run_doctor(_load_or_exit(args.config), watch_minutes=args.watch)
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    """Record N seconds of PBX traffic and the webhooks made from it to a JSON Lines file (for bug reports)."""
+    from gateway.capture.commands import run_capture
+    return run_capture(_load_or_exit(args.config), args.seconds, args.out, anonymize=not args.no_anonymize)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Play a capture through the live model with no PBX; print its webhooks, or --check them."""
+    from gateway.capture.commands import run_replay
+    return run_replay(args.file, check=args.check)
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,7 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("--state", default="failed", choices=["failed", "pending", "delivered"],
                         help="which webhooks to list (default failed)")
     add("cleanup", cmd_cleanup)
-    add("doctor", cmd_doctor)
+    doctor = add("doctor", cmd_doctor)
+    doctor.add_argument("--watch", type=_positive, default=0, metavar="N",
+                        help="also watch N minutes of live traffic (read-only) and name what could not be read")
+    capture = add("capture", cmd_capture)
+    capture.add_argument("--seconds", type=_positive, required=True, metavar="N", help="how long to record")
+    capture.add_argument("--out", required=True, metavar="FILE", help="the JSON Lines file to write")
+    capture.add_argument("--no-anonymize", action="store_true",
+                         help="keep phone numbers and names (default: pseudonymised)")
+    replay = add("replay", cmd_replay, with_config=False)
+    replay.add_argument("file", help="a file written by `capture`")
+    replay.add_argument("--check", action="store_true",
+                        help="compare with the recorded webhooks; exit 1 and print the difference")
     return parser
 
 

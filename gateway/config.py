@@ -139,6 +139,19 @@ def optional_path(raw: str) -> str:
     return raw.strip()
 
 
+def patterns(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of shell-style patterns (`*`, `?`), in order."""
+    items = tuple(item.strip() for item in raw.split(","))
+    if any(not item for item in items) and raw.strip():
+        raise ValueError("expected comma-separated patterns such as *Yealink*, *, *Web*")
+    return tuple(item for item in items if item)
+
+
+# Desk phones first, then anything unrecognised, then 3CX's own apps, web clients last.
+MAKECALL_DEVICES = ("*Yealink*, *Fanvil*, *snom*, *Grandstream*, *Poly*, *Cisco*, *Htek*, *, "
+                    "*3CX*App*, *3CX*Mobile*, *Web*")
+
+
 # --- the schema: one frozen dataclass per section; each field's metadata holds its value type,
 # --- default (as written in config.ini; None = required), help text and environment variable.
 
@@ -174,6 +187,9 @@ class WebApiConfig:
     cache_s: float = setting(seconds, "5", "How long directory answers (lists, members) may be cached")
     state_cache_s: float = setting(
         seconds, "1", "How long extension state read from the PBX (registration, status) may be reused")
+    makecall_devices: tuple[str, ...] = setting(
+        patterns, MAKECALL_DEVICES, "Which registered device makecall rings: user-agent patterns, preferred "
+        "first; * stands for any agent no other pattern matches")
 
 
 @dataclass(frozen=True)

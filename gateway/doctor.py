@@ -61,10 +61,16 @@ class _Pbx:
 
 
 def run_doctor(config: Config, *, out: TextIO | None = None,
-               session: requests.Session | None = None) -> int:
-    """Run every check, print one line each to `out` (stdout); 1 when any check FAILed, else 0."""
+               session: requests.Session | None = None, watch_minutes: float = 0) -> int:
+    """Run every check, print one line each to `out` (stdout); 1 when any check FAILed, else 0.
+
+    With `watch_minutes`, then watch that long of live traffic (read-only) and name what the
+    gateway could not read in it.
+    """
     out = out or sys.stdout
     findings = diagnose(config, session=session)
+    if watch_minutes:
+        findings.append(check_watch(config, watch_minutes, out))
     secrets = config.secrets()
     for finding in findings:
         print(redact(f"{finding.status:<4} {finding.check}: {finding.message}", secrets), file=out)
@@ -83,6 +89,7 @@ def diagnose(config: Config, *, session: requests.Session | None = None) -> list
     finally:
         if own_session:
             session.close()
+    findings.append(check_readings(config))
     findings.append(check_webhook_url(config))
     findings.extend(check_folders(config))
     findings.extend(check_ffmpeg(config))
@@ -189,6 +196,44 @@ def check_monitored(xapi: XapiClient, states: object) -> Finding:
                                           f"state: {'; '.join(missing)}. Add them to \"Extensions to "
                                           f"monitor\" of the API client in {API_SETTINGS}")
     return Finding(OK, "monitored", f"the API client monitors {', '.join(counts)}")
+
+
+# --- what the PBX sends ------------------------------------------------------------------------
+
+def check_readings(config: Config) -> Finding:
+    """Status words, type names and fields the running service met and has no reading for."""
+    from gateway.capture.commands import service_unknowns, unknown_lines
+    from gateway.capture.control import ServiceUnreachable
+    try:
+        unknowns = service_unknowns(config)
+    except (ServiceUnreachable, OSError, ValueError) as exc:
+        return Finding(WARN, "readings", f"cannot ask the running service: {exc}")
+    if unknowns is None:
+        return Finding(OK, "readings", "no service is running to ask; `doctor --watch N` reads N minutes of "
+                                       "live traffic")
+    if unknowns:
+        listed = "; ".join(unknown_lines(unknowns))
+        return Finding(WARN, "readings", "the PBX sent what the gateway does not know (calls are still "
+                                         f"tracked; please report it with a capture): {listed}")
+    return Finding(OK, "readings", "the running service understood everything the PBX sent")
+
+
+def check_watch(config: Config, minutes: float, out: TextIO) -> Finding:
+    """`minutes` of live traffic, read-only: what in it the gateway could not read."""
+    from gateway.capture.commands import unknown_lines, watch
+    from gateway.capture.control import ServiceUnreachable
+    print(f"watching {minutes:g} minute(s) of live traffic...", file=out)
+    try:
+        result = watch(config, minutes, out)
+    except (ServiceUnreachable, PbxError) as exc:
+        return Finding(WARN, "watch", f"cannot watch live traffic: {exc}")
+    lines = unknown_lines(result.unknowns.items())
+    calls = len({w.v20_call_id for w in result.webhooks})
+    if lines:
+        return Finding(WARN, "watch", f"in {minutes:g} minute(s) ({calls} calls with webhooks) the gateway could "
+                                      f"not read: {'; '.join(lines)}. Record a capture and report it")
+    return Finding(OK, "watch", f"{minutes:g} minute(s) of live traffic ({calls} calls with webhooks): every "
+                                "status, type name and field was understood")
 
 
 # --- webhooks, folders, ffmpeg ----------------------------------------------------------------

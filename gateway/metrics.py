@@ -43,6 +43,12 @@ class _StateCollector:
         yield GaugeMetricFamily("gateway_live_calls", "Calls in the live call model", value=events.calls)
         yield CounterMetricFamily("gateway_pbx_events", "Call Control events handled since start",
                                   value=events.events_total)
+        unknowns = CounterMetricFamily("gateway_pbx_unknown_values", "Values from the PBX the gateway has no "
+                                       "reading for (status words, type names, fields), by kind and raw value",
+                                       labels=["kind", "value"])
+        for unknown in self._services.watcher.unknowns.items():
+            unknowns.add_metric([unknown.kind, unknown.value], unknown.count)
+        yield unknowns
         recordings = self._services.recordings.status()
         for key, value in (("converted", recordings.converted), ("failed", recordings.failed),
                            ("pending", recordings.pending)):

@@ -63,6 +63,10 @@ class Runtime:
             s.delivery.start()
             s.recordings.start()
             s.watcher.start()
+            try:
+                s.control.start()
+            except OSError as exc:
+                logger.warning("control socket not started (%s): capture and doctor cannot ask this service", exc)
             self._scheduler = BackgroundScheduler(timezone=s.config.pbx.timezone)
             schedule_retention(self._scheduler, s.config, s.clock)
             schedule_outbox_purge(self._scheduler, s.config, s.outbox, s.clock)
@@ -79,6 +83,7 @@ class Runtime:
             s = self._services
             if self._scheduler is not None:
                 self._scheduler.shutdown(wait=False)
+            s.control.stop(timeout_s)
             s.watcher.stop(timeout_s)
             s.recordings.stop(timeout_s)
             s.delivery.stop(timeout_s)

@@ -9,8 +9,10 @@ import requests
 
 from gateway.cache import TtlCache
 from gateway.clock import Clock
+from gateway.capture.control import ControlServer
 from gateway.config import Config
 from gateway.live.model import CallTable
+from gateway.live.recorder import Recorder
 from gateway.live.view import LiveView
 from gateway.live.watcher import Watcher
 from gateway.metrics import Metrics
@@ -46,8 +48,12 @@ class Services:
                              enabled=bool(config.webhooks.url))
         self.delivery = Delivery(self.outbox, config.webhooks, clock=self.clock)
         self.recordings = RecordingPipeline(config, self.xapi, self.outbox, clock=self.clock)
-        self.watcher = Watcher(self.stream, self.callcontrol, self.xapi, self.table, self.outbox,
-                               config, clock=self.clock, on_call_ended=self.recordings.call_ended)
+        self.recorder = Recorder(self.clock)    # copies the watcher's traffic to `3cx-gateway capture`
+        self.watcher = Watcher(self.stream, self.recorder.reads("callcontrol", self.callcontrol),
+                               self.recorder.reads("xapi", self.xapi), self.table, self.outbox,
+                               config, clock=self.clock, on_call_ended=self.recordings.call_ended,
+                               recorder=self.recorder)
         self.live = LiveView(self.table, self.watcher, self.callcontrol)
+        self.control = ControlServer(self)      # local socket: capture and doctor ask the service
         from gateway.runtime import Runtime  # runtime wires threads around the parts above
         self.runtime = Runtime(self)

@@ -193,7 +193,7 @@ def _ringing(kind: type[Ringing], call: Call, leg: Leg, rules: Rules) -> Ringing
     return kind(call_key=_key(call, rules),
                 id=call_link_id(call.arrived_at, call.v20_call_id, leg.link, rules.timezone),
                 callerid=_callerid(call, leg), user=leg.dn,
-                usertype=usertype_for("" if leg.referred_by_dn else leg.via_kind), did=call.did)
+                usertype=usertype_for(leg.via_kind), did=call.did)
 
 
 def _ended(call: Call, leg: Leg, at: datetime, rules: Rules, *, transfer_to: str,
@@ -299,7 +299,8 @@ def _staged(call: Call, leg: Leg) -> Call:
         return replace(call, stage_user=leg.dn, stage_kind=leg.dn_kind)
     if v20.is_originator(leg):
         return call
-    if leg.via_kind in ("queue", "ringgroup") and not leg.referred_by_dn:
+    if leg.via_kind in ("queue", "ringgroup"):
+        # Also when the call was transferred to the queue: its agents ring on its behalf.
         return replace(call, stage_user=leg.via_dn, stage_kind=leg.via_kind)
     return replace(call, stage_user=leg.dn, stage_kind="extension")
 

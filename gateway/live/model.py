@@ -45,6 +45,7 @@ class Leg:
     link: int = 0                       # the call-link number its webhooks carry
     transfer_kind: str = ""             # "" | "blind" | "attended": how this leg received the call
     is_finished: bool = False           # its end webhook was already produced (e.g. at a transfer)
+    is_on_hold: bool = False            # connected and on hold (v20 status Hold / Held)
 
     @property
     def key(self) -> tuple[str, int]:

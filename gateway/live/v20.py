@@ -10,70 +10,137 @@ from datetime import datetime
 from typing import Any
 
 from gateway.live.model import Leg
+from gateway.live.unknowns import Unknowns
 
 logger = logging.getLogger(__name__)
 
-# `status` values are documented (V20-API-NOTES §d): Dialing = this DN calls out, Ringing =
-# offered to this DN, Connected. Anything else is kept lowercased so it shows up in logs.
-_STATUSES = {"Dialing": "dialing", "Ringing": "ringing", "Connected": "talking"}
+# `status` word -> (our status, is on hold). Each row is one reading; a correction from a capture
+# is a change of one row plus a replay test (tests/live/captures/).
+_STATUSES: dict[str, tuple[str, bool]] = {
+    "Dialing": ("dialing", False),      # documented (V20-API-NOTES §d): this DN calls out
+    "Ringing": ("ringing", False),      # documented: offered to this DN
+    "Connected": ("talking", False),    # documented
+    "Talking": ("talking", False),      # (inferred) the v20 reference 000's example answer shows it
+    "Hold": ("talking", True),          # (inferred) the quick reference 001 lists it: connected, on hold
+    "Held": ("talking", True),          # (inferred) 001 as well: connected, held by the other side
+}
+# A word not in the table keeps the leg's previous status (a connected leg stays connected); a leg
+# first read with one is taken as offered to the DN, so it is tracked and ends Missed if nobody
+# answers. Either way the word is reported (Unknowns).
+_UNKNOWN_STATUS_FIRST = "ringing"
 
-# `*_type` names: Wextension, Wqueue, Wivr, Wroutepoint, Wexternalline are documented or observed;
-# Wringgroup is (inferred) (docs/v20-call-flows.md "Type names"). Unknown names read as "other".
-_KINDS = {
+# `*_type` names -> our kind. Wextension, Wqueue, Wivr, Wroutepoint (3CX's examples), Wexternalline
+# and Wspecialmenu (observed) are documented or seen; Wringgroup is (inferred) (docs/v20-call-flows.md
+# "Type names"); "Extension" is the DN `type` in the v20 reference 000's example answer. "None" and
+# "" mean no such DN. An unknown name reads as "other" (as the DN's own type: "extension").
+_KINDS: dict[str, str] = {
     "Wextension": "extension",
     "Wexternalline": "external",
     "Wqueue": "queue",
     "Wringgroup": "ringgroup",
     "Wivr": "ivr",
     "Wroutepoint": "routepoint",
+    "Wspecialmenu": "other",
+    "Extension": "extension",
+    "None": "",
+    "": "",
 }
+
+# Every field of a CallParticipant (V20-API-NOTES §d, docs/v20-call-flows.md "Wire basics").
+PARTICIPANT_FIELDS = frozenset({
+    "id", "status", "dn", "party_caller_name", "party_dn", "party_caller_id", "party_did", "device_id",
+    "party_dn_type", "direct_control", "originated_by_dn", "originated_by_type", "referred_by_dn",
+    "referred_by_type", "on_behalf_of_dn", "on_behalf_of_type", "callid", "legid",
+})
+# The fields whose type names are read with _KINDS.
+_TYPE_FIELDS = ("party_dn_type", "on_behalf_of_type", "referred_by_type", "originated_by_type")
 
 
 def status_of(raw: Any) -> str:
-    """Our leg status for a v20 `status`: "dialing" | "ringing" | "talking"."""
-    return _STATUSES.get(str(raw or ""), str(raw or "").lower())
+    """Our leg status for a known v20 `status` ("dialing" | "ringing" | "talking"), "" for an unknown one."""
+    return _STATUSES.get(str(raw or ""), ("", False))[0]
 
 
-def kind_of(type_name: Any) -> str:
-    """Our kind for a v20 `*_type` name ("" stays "" for an empty field, e.g. no on_behalf_of)."""
-    name = str(type_name or "")
-    if not name or name == "None":
-        return ""
-    return _KINDS.get(name, "other")
+def is_hold_status(raw: Any) -> bool:
+    """Whether a v20 `status` word means connected and on hold."""
+    return _STATUSES.get(str(raw or ""), ("", False))[1]
 
 
-def dn_kind_of(dn_info: dict[str, Any]) -> str:
-    """What a monitored DN is, from a DNInfo (`GET /callcontrol/{dn}` → `type`); default extension."""
-    return kind_of(dn_info.get("type")) or "extension"
+def kind_of(type_name: Any, unknowns: Unknowns | None = None, *, where: str = "") -> str:
+    """Our kind for a v20 `*_type` name ("" for an empty field, e.g. no on_behalf_of; "other" for an
+    unknown name, which is reported to `unknowns`)."""
+    name = "" if type_name is None else str(type_name)
+    kind = _KINDS.get(name)
+    if kind is None:
+        if unknowns is not None:
+            unknowns.note("type", name, where=where, reading="read as another kind of DN (usertype other)")
+        return "other"
+    return kind
 
 
-def leg_from_participant(participant: dict[str, Any], *, seen_at: datetime, dn_kind: str = "extension") -> Leg:
+def dn_kind_of(dn_info: dict[str, Any], unknowns: Unknowns | None = None) -> str:
+    """What a monitored DN is, from a DNInfo (`GET /callcontrol/{dn}` → `type`); default extension.
+
+    An unknown type name also reads as an extension: its calls then make webhooks, which is better
+    than losing them (the name is reported).
+    """
+    name = "" if dn_info.get("type") is None else str(dn_info.get("type"))
+    kind = _KINDS.get(name)
+    if kind is None:
+        if unknowns is not None:
+            unknowns.note("type", name, where=f"/callcontrol/{dn_info.get('dn', '')}",
+                          reading="the DN is taken for an extension")
+        return "extension"
+    return kind or "extension"
+
+
+def leg_from_participant(participant: dict[str, Any], *, seen_at: datetime, dn_kind: str = "extension", dn: str = "",
+                         participant_id: int = 0, previous: Leg | None = None,
+                         unknowns: Unknowns | None = None) -> Leg:
     """A `Leg` from one v20 CallParticipant as `GET /callcontrol/{dn}/participants/{id}` answers it.
 
-    The machine keeps `seen_at`, `answered_at` and its bookkeeping from an earlier reading of the
-    same leg; a fresh reading starts with `first_status` = its status.
+    `dn` and `participant_id` (from the entity path) stand in for missing fields; `previous` is the
+    last reading of the same leg (an unknown status keeps its status). The machine keeps `seen_at`,
+    `answered_at` and its bookkeeping from an earlier reading; a fresh one starts with `first_status`
+    = its status. What this reading does not know goes to `unknowns`.
     """
-    status = status_of(participant.get("status"))
-    party_kind = kind_of(participant.get("party_dn_type")) or "other"
+    dn = str(participant.get("dn") or dn)
+    participant_id = _int(participant.get("id")) or participant_id
+    where = f"/callcontrol/{dn}/participants/{participant_id}"
+    if unknowns is not None:
+        for name in participant:
+            if name not in PARTICIPANT_FIELDS:
+                unknowns.note("field", name, where=where, reading="ignored")
+        for name in sorted(PARTICIPANT_FIELDS - participant.keys()):
+            unknowns.note("missing", name, where=where, reading="read as empty")
+    status = _status(participant.get("status"), previous, unknowns, where)
+    v20_call_id = _int(participant.get("callid"))
+    if not v20_call_id:
+        # Without a call id the leg cannot join its call: it makes a call of its own, numbered with
+        # its participant id, so it is still tracked and ends with its webhooks.
+        v20_call_id = participant_id
+        if unknowns is not None:
+            unknowns.note("unplaced", "no callid", where=where, reading="tracked as a call of its own")
+    kinds = {name: kind_of(participant.get(name), unknowns, where=where) for name in _TYPE_FIELDS}
     return Leg(
-        dn=str(participant.get("dn") or ""),
-        participant_id=int(participant.get("id") or 0),
-        v20_call_id=int(participant.get("callid") or 0),
-        v20_leg_id=int(participant.get("legid") or 0),
+        dn=dn,
+        participant_id=participant_id,
+        v20_call_id=v20_call_id,
+        v20_leg_id=_int(participant.get("legid")),
         status=status,
         # party_caller_id is the outside number (inbound: the caller; outbound: the dialled number),
         # party_dn the trunk DN behind it (V20-API-NOTES §d observed samples).
         party_number=str(participant.get("party_caller_id") or participant.get("party_dn") or ""),
         party_name=str(participant.get("party_caller_name") or ""),
         party_dn=str(participant.get("party_dn") or ""),
-        party_kind=party_kind,
+        party_kind=kinds["party_dn_type"] or "other",
         did=str(participant.get("party_did") or ""),
         device_id=str(participant.get("device_id") or ""),
         is_remote_controllable=bool(participant.get("direct_control")),
         # on_behalf_of_* names the queue / ring group / IVR the leg rings for (inferred;
         # docs/v20-call-flows.md flows 2-4).
         via_dn=str(participant.get("on_behalf_of_dn") or ""),
-        via_kind=kind_of(participant.get("on_behalf_of_type")),
+        via_kind=kinds["on_behalf_of_type"],
         # referred_by_* names who transferred the call to this leg (inferred; flows 5-6).
         referred_by_dn=str(participant.get("referred_by_dn") or ""),
         seen_at=seen_at,
@@ -81,7 +148,36 @@ def leg_from_participant(participant: dict[str, Any], *, seen_at: datetime, dn_k
         dn_kind=dn_kind,
         originated_by_dn=str(participant.get("originated_by_dn") or ""),
         first_status=status,
+        is_on_hold=_is_on_hold(participant.get("status"), previous),
     )
+
+
+def _status(raw: Any, previous: Leg | None, unknowns: Unknowns | None, where: str) -> str:
+    status = status_of(raw)
+    if status:
+        return status
+    if previous is not None:
+        reading = f"kept as {previous.status} (the leg's previous status)"
+        status = previous.status
+    else:
+        reading = f"a new leg is read as {_UNKNOWN_STATUS_FIRST}"
+        status = _UNKNOWN_STATUS_FIRST
+    if unknowns is not None:
+        unknowns.note("status", "" if raw is None else raw, where=where, reading=reading)
+    return status
+
+
+def _is_on_hold(raw: Any, previous: Leg | None) -> bool:
+    if status_of(raw):
+        return is_hold_status(raw)
+    return bool(previous and previous.is_on_hold)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def is_originator(leg: Leg) -> bool:
@@ -125,5 +221,5 @@ def transfer_kind(leg: Leg) -> str:
 
 def is_same_reading(a: Leg, b: Leg) -> bool:
     """Whether two readings of one leg differ only in the machine's bookkeeping."""
-    return (a.status, a.party_number, a.party_dn, a.via_dn, a.referred_by_dn, a.device_id) == \
-           (b.status, b.party_number, b.party_dn, b.via_dn, b.referred_by_dn, b.device_id)
+    return (a.status, a.is_on_hold, a.party_number, a.party_dn, a.via_dn, a.referred_by_dn, a.device_id) == \
+           (b.status, b.is_on_hold, b.party_number, b.party_dn, b.via_dn, b.referred_by_dn, b.device_id)

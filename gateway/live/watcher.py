@@ -20,6 +20,8 @@ from gateway.live.webhooks import CallEnded
 from gateway.live.machine import LegGone, LegSeen, MachineEvent, Rules, advance
 from gateway.live.model import Call, CallTable, Leg
 from gateway.live.ports import CallStates, EntityLister, EventSource, WebhookSink
+from gateway.live.recorder import Capture, Recorder
+from gateway.live.unknowns import Unknowns
 from gateway.pbx.errors import PbxError, PbxNotFound
 
 logger = logging.getLogger(__name__)
@@ -29,10 +31,14 @@ UPSERT = 0
 REMOVE = 1
 
 DID_REFRESH_S = 60.0
+DID_CONDITION = "BasedOnDID"
 
 
 class DidNames:
     """DID number → DID rule name (XAPI `/InboundRules`: RuleName where Data is the DID).
+
+    Only rules whose `Condition` is `BasedOnDID` name DIDs: a `BasedOnCallerID` rule's Data is a
+    caller's number (official XAPI spec, `Pbx.InboundRule.Condition`, `Pbx.RuleConditionType`).
 
     Cached; a number not in the cache reloads the rules at most once every `refresh_s`. A number
     no rule names stays the number itself (legacy `did` falls back to it).
@@ -68,7 +74,7 @@ class DidNames:
             logger.warning("cannot read the DID rules (/InboundRules): %s; webhooks show DID numbers", exc)
             return
         self._names = {str(rule.get("Data")): str(rule.get("RuleName") or rule.get("Data"))
-                       for rule in rules if rule.get("Data")}
+                       for rule in rules if rule.get("Data") and rule.get("Condition") == DID_CONDITION}
         logger.info("DID rules loaded: %d", len(self._names))
 
 
@@ -97,8 +103,11 @@ class Watcher:
 
     def __init__(self, stream: EventSource, callcontrol: CallStates, xapi: EntityLister, table: CallTable,
                  outbox: WebhookSink, config: Config, *,
-                 clock: Clock, on_call_ended: Callable[[Call, list[CallEnded]], None] | None = None) -> None:
+                 clock: Clock, on_call_ended: Callable[[Call, list[CallEnded]], None] | None = None,
+                 unknowns: Unknowns | None = None, recorder: Recorder | None = None) -> None:
         self.clock = clock
+        self.unknowns = unknowns if unknowns is not None else Unknowns()   # what v20.py has no reading for
+        self.recorder = recorder if recorder is not None else Recorder(clock)   # copies traffic to captures
         self._stream = stream
         self._callcontrol = callcontrol
         self._table = table
@@ -133,6 +142,11 @@ class Watcher:
         self._is_connected = False
         self._is_synced = False
 
+    def capture(self, snapshot: Callable[[], list[dict[str, Any]]]) -> Capture:
+        """Open a capture that starts with `snapshot()`'s records, taken while no event is handled."""
+        with self._lock:
+            return self.recorder.start(snapshot())
+
     def status(self) -> WatcherStatus:
         """Connection, sync state, event age and counts, for health checks and metrics."""
         age = None if self._last_event_at is None else max(0.0, self.clock.time() - self._last_event_at)
@@ -147,6 +161,7 @@ class Watcher:
         Synchronous; a failure is logged and the next message is handled as usual.
         """
         try:
+            self.recorder.message(message)
             self._last_event_at = self.clock.time()
             self._events_total += 1
             event = message.get("event") if isinstance(message, dict) else None
@@ -162,6 +177,9 @@ class Watcher:
             handler = self._handlers.get((int(event["event_type"]), collection))
             if handler is None or not item.isdigit():
                 logger.debug("no handler for event %s on %s", event.get("event_type"), entity)
+                if int(event["event_type"]) in (UPSERT, REMOVE):
+                    self.unknowns.note("event", f"event_type {event['event_type']} on {collection}",
+                                       where=entity, reading="ignored")
                 return
             with self._lock:
                 handler(dn, int(item))
@@ -177,7 +195,7 @@ class Watcher:
             logger.info("participant %s/%s gone before it could be read; treating as removed", dn, participant_id)
             self._on_remove(dn, participant_id)
             return
-        self._seen(self._leg(participant, dn))
+        self._seen(self._leg(participant, dn, participant_id))
 
     def _on_remove(self, dn: str, participant_id: int) -> None:
         cached = self._table.find_leg(dn, participant_id)
@@ -198,6 +216,7 @@ class Watcher:
         call, webhooks = advance(self._table.get(v20_call_id), event, self._rules)
         for webhook in webhooks:
             self._outbox.add(webhook.call_key, webhook.params())
+            self.recorder.webhook(webhook.call_key, webhook.params())
             if isinstance(webhook, CallEnded) and webhook.is_answered:
                 self._answered_ends.setdefault(v20_call_id, []).append(webhook)
         if call is None:
@@ -216,17 +235,18 @@ class Watcher:
         except Exception:
             logger.exception("call %s: the call-ended callback failed", call.v20_call_id)
 
-    def _leg(self, participant: dict[str, Any], dn: str) -> Leg:
-        if not participant.get("dn"):
-            participant = {**participant, "dn": dn}
-        return v20.leg_from_participant(participant, seen_at=self.clock.now(),
-                                        dn_kind=self._dn_kind(str(participant["dn"])))
+    def _leg(self, participant: dict[str, Any], dn: str, participant_id: int = 0) -> Leg:
+        dn = str(participant.get("dn") or dn)
+        previous = self._table.find_leg(dn, int(participant.get("id") or participant_id))
+        return v20.leg_from_participant(participant, seen_at=self.clock.now(), dn_kind=self._dn_kind(dn),
+                                        dn=dn, participant_id=participant_id, previous=previous,
+                                        unknowns=self.unknowns)
 
     def _dn_kind(self, dn: str) -> str:
         kind = self._dn_kinds.get(dn)
         if kind is None:
             try:
-                kind = v20.dn_kind_of(self._callcontrol.dn_state(dn))
+                kind = v20.dn_kind_of(self._callcontrol.dn_state(dn), self.unknowns)
             except PbxError as exc:
                 logger.warning("cannot read what DN %s is (%s); taking it for an extension", dn, exc)
                 return "extension"
@@ -237,6 +257,7 @@ class Watcher:
 
     def _on_connect(self) -> None:
         self._is_connected = True
+        self.recorder.connected()
         self.resync()
 
     def _on_disconnect(self, reason: str) -> None:
@@ -260,7 +281,7 @@ class Watcher:
             now = self.clock.now()
             for info in states:
                 if info.get("dn"):
-                    self._dn_kinds[str(info["dn"])] = v20.dn_kind_of(info)
+                    self._dn_kinds[str(info["dn"])] = v20.dn_kind_of(info, self.unknowns)
             current: dict[tuple[str, int], Leg] = {}
             for info in states:
                 for participant in info.get("participants") or []:

@@ -37,7 +37,12 @@ def is_post(segments: list[str]) -> bool:
 
 
 def handle(sim: Any, client: ApiClient, method: str, segments: list[str], body: Any) -> tuple[int, Any]:
-    """Answer one Call Control request: (HTTP status, JSON-able body)."""
+    """Answer one Call Control request: (HTTP status, JSON-able body); `faults.rename_words` applies."""
+    status, answer = _handle(sim, client, method, segments, body)
+    return status, sim.faults.renamed(answer)
+
+
+def _handle(sim: Any, client: ApiClient, method: str, segments: list[str], body: Any) -> tuple[int, Any]:
     if segments == ["\0"]:
         return 404, _error("not_found", "not a Call Control path")
     try:

@@ -40,6 +40,19 @@ class Faults:
         self._delays: list[_Rule] = []
         self.is_refusing_websockets = False
         self.is_refusing_tokens = False
+        self._words: dict[str, str] = {}
+
+    def rename_words(self, words: dict[str, str]) -> None:
+        """Call Control answers say `words[x]` wherever they said the string value x (e.g. a status
+        word or type name a newer 3CX build might use: {"Connected": "Bridged"})."""
+        with self._lock:
+            self._words = dict(words)
+
+    def renamed(self, body: object) -> object:
+        """`body` with the renamed words replaced (string values only; keys stay)."""
+        with self._lock:
+            words = dict(self._words)
+        return _rename(body, words) if words else body
 
     def drop_websockets(self) -> None:
         """Close every open Call Control WebSocket now (clients may reconnect)."""
@@ -76,6 +89,8 @@ class Faults:
             self._delays.clear()
         self.is_refusing_websockets = False
         self.is_refusing_tokens = False
+        with self._lock:
+            self._words = {}
 
     def take(self, path: str) -> tuple[float, int | None]:
         """For one request to `path`: (seconds to wait, status to fail with or None). Consumes `times`."""
@@ -85,3 +100,13 @@ class Faults:
             self._fails = [rule for rule in self._fails if rule.times != 0]
             self._delays = [rule for rule in self._delays if rule.times != 0]
         return delay_s, status
+
+
+def _rename(body: object, words: dict[str, str]) -> object:
+    if isinstance(body, str):
+        return words.get(body, body)
+    if isinstance(body, list):
+        return [_rename(item, words) for item in body]
+    if isinstance(body, dict):
+        return {key: _rename(value, words) for key, value in body.items()}
+    return body

@@ -81,6 +81,25 @@ SEQUENCES = [
         [ringing("101", "ext", 0), started("hangupincoming", "101", "NotDef", 1),
          ended("incoming", "101", "Ok", False, 1)],
         id="10 an end found by a resync still ends the call"),
+    pytest.param(
+        [seen("101", 1, "Ringing", 0), seen("101", 1, "Connected", 5),
+         seen("800", 10, "Connected", 30, dn_kind="queue", **BY_101), gone("101", 1, 30),
+         seen("102", 12, "Ringing", 31, **Q, **BY_101), seen("102", 12, "Connected", 35, **Q, **BY_101),
+         gone("800", 10, 35), gone("102", 12, 90)],
+        [ringing("101", "ext", 0), started("hangupincoming", "101", "NotDef", 1),
+         ended("incoming", "101", "Ok", True, 1),
+         ringing("102", "queue", 2), started("hangupincoming", "102", "Blind", 2),
+         ended("incoming", "102", "Ok", False, 2)],
+        id="11 transferred to queue 800: its agent rings as queue"),
+    pytest.param(
+        [seen("101", 1, "Ringing", 0), seen("101", 1, "Connected", 5),
+         seen("102", 12, "Ringing", 30, **RG, **BY_101), gone("101", 1, 30),
+         seen("103", 13, "Ringing", 30, **RG, **BY_101), gone("102", 12, 50), gone("103", 13, 50)],
+        [ringing("101", "ext", 0), started("hangupincoming", "101", "NotDef", 1),
+         ended("incoming", "101", "Ok", True, 1),
+         ringing("102", "other", 2), ringing("103", "other", 2),
+         ended("incoming", "700", "Missed", False, 2)],
+        id="12 transferred to ring group 700 and not answered: rings as other, missed at the group"),
 ]
 
 

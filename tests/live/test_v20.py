@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.live import v20
+from gateway.live.unknowns import Unknowns
 from tests.support.live import CALLER, DID, T0, make_leg, participant
 
 
@@ -11,10 +12,82 @@ from tests.support.live import CALLER, DID, T0, make_leg, participant
     pytest.param("Dialing", "dialing", id="Dialing is dialing"),
     pytest.param("Ringing", "ringing", id="Ringing is ringing"),
     pytest.param("Connected", "talking", id="Connected is talking"),
-    pytest.param("Held", "held", id="an unknown status is kept lowercased"),
+    pytest.param("Talking", "talking", id="Talking is talking"),
+    pytest.param("Hold", "talking", id="Hold is talking"),
+    pytest.param("Held", "talking", id="Held is talking"),
+    pytest.param("Parked", "", id="an unknown status has no reading of its own"),
 ])
 def test_status_of_maps_v20_statuses(raw, expected):
     assert v20.status_of(raw) == expected
+
+
+@pytest.mark.parametrize("raw, expected", [
+    pytest.param("Connected", False, id="Connected is not on hold"),
+    pytest.param("Hold", True, id="Hold is on hold"),
+    pytest.param("Held", True, id="Held is on hold"),
+])
+def test_is_hold_status_reads_hold_words(raw, expected):
+    assert v20.is_hold_status(raw) is expected
+
+
+def test_unknown_status_keeps_the_previous_status_and_is_reported_once():
+    unknowns = Unknowns()
+    talking = make_leg(status="Connected")
+
+    first = v20.leg_from_participant(participant("101", 1, "Parked"), seen_at=T0, previous=talking, unknowns=unknowns)
+    again = v20.leg_from_participant(participant("101", 1, "Parked"), seen_at=T0, previous=first, unknowns=unknowns)
+
+    assert (first.status, again.status) == ("talking", "talking")
+    [unknown] = unknowns.items()
+    assert (unknown.kind, unknown.value, unknown.count) == ("status", "Parked", 2)
+    assert "kept as talking" in unknown.reading
+
+
+def test_unknown_status_on_a_new_leg_reads_as_ringing():
+    unknowns = Unknowns()
+
+    leg = v20.leg_from_participant(participant("101", 1, "Alerting"), seen_at=T0, unknowns=unknowns)
+
+    assert leg.status == "ringing"
+    assert [u.value for u in unknowns.items()] == ["Alerting"]
+
+
+def test_hold_keeps_the_leg_connected_and_on_hold():
+    leg = v20.leg_from_participant(participant("101", 1, "Hold"), seen_at=T0)
+
+    assert (leg.status, leg.is_on_hold, leg.answered_at) == ("talking", True, T0)
+
+
+def test_unknown_type_name_is_other_and_reported():
+    unknowns = Unknowns()
+
+    leg = v20.leg_from_participant(participant("101", 1, on_behalf_of_dn="900", on_behalf_of_type="Wcallflow"),
+                                   seen_at=T0, unknowns=unknowns)
+
+    assert (leg.via_dn, leg.via_kind) == ("900", "other")
+    assert [(u.kind, u.value) for u in unknowns.items()] == [("type", "Wcallflow")]
+
+
+def test_unexpected_and_missing_fields_are_reported_and_the_leg_still_read():
+    unknowns = Unknowns()
+    body = participant("101", 1, "Ringing", party_caller_type="Wexternalline")
+    del body["on_behalf_of_dn"], body["callid"]
+
+    leg = v20.leg_from_participant(body, seen_at=T0, unknowns=unknowns)
+
+    assert (leg.status, leg.via_dn, leg.v20_call_id) == ("ringing", "", 1)
+    assert {(u.kind, u.value) for u in unknowns.items()} == {
+        ("field", "party_caller_type"), ("missing", "callid"), ("missing", "on_behalf_of_dn"),
+        ("unplaced", "no callid")}
+
+
+def test_missing_dn_and_id_come_from_the_entity():
+    body = participant("101", 1)
+    del body["dn"], body["id"]
+
+    leg = v20.leg_from_participant(body, seen_at=T0, dn="101", participant_id=44)
+
+    assert leg.key == ("101", 44)
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -75,3 +148,11 @@ def test_transfer_kind_tells_blind_from_attended(leg, expected):
 def test_dn_kind_of_defaults_to_extension():
     assert v20.dn_kind_of({"dn": "800", "type": "Wqueue"}) == "queue"
     assert v20.dn_kind_of({"dn": "101"}) == "extension"
+    assert v20.dn_kind_of({"dn": "101", "type": "Extension"}) == "extension"
+
+
+def test_dn_kind_of_an_unknown_type_is_an_extension_and_reported():
+    unknowns = Unknowns()
+
+    assert v20.dn_kind_of({"dn": "150", "type": "Wsomething"}, unknowns) == "extension"
+    assert [(u.kind, u.value, u.where) for u in unknowns.items()] == [("type", "Wsomething", "/callcontrol/150")]

@@ -13,7 +13,7 @@ from gateway.pbx.errors import PbxNotFound, PbxUnreachable
 from gateway.webhooks.outbox import Outbox
 from tests.support.live import CALLER, DID, T0, participant
 
-RULES = [{"Id": 1, "RuleName": "PragueDID", "Data": DID}]
+RULES = [{"Id": 1, "RuleName": "PragueDID", "Data": DID, "Condition": "BasedOnDID"}]
 
 
 class StandInPbx:
@@ -249,8 +249,47 @@ def test_did_names_reload_at_most_once_a_minute():
     assert names.name_of(DID) == "PragueDID"
     assert names.name_of("420233000111") == "PragueDID"
     assert names.name_of("+420999") == "+420999"
-    xapi.rules = RULES + [{"Id": 2, "RuleName": "BrnoDID", "Data": "+420999"}]
+    xapi.rules = RULES + [{"Id": 2, "RuleName": "BrnoDID", "Data": "+420999", "Condition": "BasedOnDID"}]
     assert names.name_of("+420999") == "+420999"
     clock.advance(60)
     assert names.name_of("+420999") == "BrnoDID"
     assert xapi.reads == 2
+
+
+def test_did_names_come_only_from_did_rules_never_from_caller_id_rules():
+    caller_rule = {"Id": 3, "RuleName": "VIP caller", "Data": DID, "Condition": "BasedOnCallerID"}
+    xapi = StandInXapi([caller_rule, *RULES, {"Id": 4, "RuleName": "Other VIP", "Data": "+420777",
+                                              "Condition": "BasedOnCallerID"}])
+    names = DidNames(xapi, clock=FakeClock(T0))
+
+    assert names.name_of(DID) == "PragueDID"
+    assert names.name_of("+420777") == "+420777"
+
+
+def test_unknown_status_on_a_connected_leg_keeps_it_connected_until_it_ends(parts, caplog):
+    caplog.set_level(logging.WARNING, logger="gateway.live.unknowns")
+    parts.pbx.put(participant("101", 1, "Ringing"))
+    parts.watcher.handle(upsert("101", 1))
+    parts.pbx.put(participant("101", 1, "Connected"))
+    parts.watcher.handle(upsert("101", 1))
+    parts.pbx.put(participant("101", 1, "Recording"))
+    parts.watcher.handle(upsert("101", 1))
+    parts.watcher.handle(upsert("101", 1))
+    assert [leg.status for leg in parts.table.legs_of("101")] == ["talking"]
+    parts.clock.advance(30)
+    parts.pbx.drop("101", 1)
+
+    parts.watcher.handle(remove("101", 1))
+
+    sent = [params for _key, params in parts.sent()]
+    assert [(p["event"], p.get("finishtype")) for p in sent] == [("ringing", None), ("hangupincoming", None),
+                                                                 ("incoming", "Ok")]
+    assert [(u.kind, u.value, u.count) for u in parts.watcher.unknowns.items()] == [("status", "Recording", 2)]
+    assert caplog.text.count("'Recording'") == 1
+
+
+def test_an_upsert_on_another_collection_is_reported_not_handled(parts):
+    parts.watcher.handle({"sequence": 3, "event": {"event_type": 0, "entity": "/callcontrol/101/devices/7"}})
+
+    assert [(u.kind, u.value) for u in parts.watcher.unknowns.items()] == [("event", "event_type 0 on devices")]
+    assert parts.sent() == []

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.config import from_dict
+from gateway.sim.defaults import device_id
+from gateway.sim.model import Device
 from gateway.sim.scenarios import inbound
+from gateway.webapi.commands.calls import _pick_device
 from tests.support.wait import wait_until
 from tests.support.shape import examples, same_shape
 
@@ -35,6 +39,43 @@ def test_makecall_rings_first_from_its_device_and_answers_the_example_shape(sim,
     assert sim.engine.participants("103")[0]["party_caller_id"] == CALLER
     [path] = makecall_requests(sim)
     assert path.startswith("/callcontrol/103/devices/")
+
+
+def test_makecall_rings_the_desk_phone_before_apps_and_web_clients(sim, webapi):
+    with sim.directory.lock:
+        sim.directory.users["105"].devices = [
+            Device(device_id=device_id("105", "web"), user_agent="3CX Web Client"),
+            Device(device_id=device_id("105", "app"), user_agent="3CX Windows App"),
+            Device(device_id=device_id("105", "desk"), user_agent="Yealink SIP-T46U 66.86.0.15")]
+
+    status, _answer = webapi("makecall", first="105", second=CALLER)
+
+    assert status == 200
+    assert makecall_requests(sim) == [f"/callcontrol/105/devices/{device_id('105', 'desk')}/makecall"]
+
+
+DEFAULT = from_dict({"pbx": {"url": "https://pbx.test", "client_id": "c", "client_secret": "s"},
+                     "webapi": {"key": "k"}}, environ={}).webapi.makecall_devices
+
+
+@pytest.mark.parametrize("agents, preference, expected", [
+    pytest.param(["3CX Mobile Client", "Fanvil X6U"], DEFAULT, "Fanvil X6U", id="a desk phone before the mobile app"),
+    pytest.param(["3CX WebRTC proxy", "3CX Windows App"], DEFAULT, "3CX Windows App", id="an app before a web client"),
+    pytest.param(["3CX Web Client", "Zoiper rev.1234"], DEFAULT, "Zoiper rev.1234",
+                 id="an unrecognised agent ranks at the lone star, before 3CX's apps"),
+    pytest.param(["Yealink T54W", "Yealink T46U"], DEFAULT, "Yealink T54W", id="the first listed among equals"),
+    pytest.param(["Yealink T46U", "3CX Mobile Client"], ("*mobile*", "*"), "3CX Mobile Client",
+                 id="a configured preference wins"),
+    pytest.param(["Yealink T46U", "3CX Mobile Client"], (), "Yealink T46U", id="no preference: the first listed"),
+])
+def test_pick_device_follows_the_preference(agents, preference, expected):
+    devices = [{"dn": "101", "device_id": f"sip:101@h{i}", "user_agent": agent} for i, agent in enumerate(agents)]
+
+    assert _pick_device(devices, preference)["user_agent"] == expected
+
+
+def test_pick_device_without_devices_is_none():
+    assert _pick_device([], DEFAULT) is None
 
 
 def test_makecall_from_an_extension_without_devices_uses_the_dn_form(sim, webapi):

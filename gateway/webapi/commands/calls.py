@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Iterator
 
 from gateway.pbx import odata
@@ -37,20 +38,28 @@ def _known_dn(ctx: Services, number: str) -> Iterator[None]:
         raise
 
 
-def _pick_device(devices: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The device to call from: one the PBX marks as remotely controllable, else the first; None if none."""
-    return next((d for d in devices if d.get("direct_control")), devices[0] if devices else None)
+def _pick_device(devices: list[dict[str, Any]], preference: tuple[str, ...]) -> dict[str, Any] | None:
+    """The device to call from: the one whose user agent matches the earliest pattern of `preference`
+    ([webapi] makecall_devices; a lone * ranks every agent no other pattern matches), the first
+    listed among equals; None if none. v20's DNDevice is {dn, device_id, user_agent} (V20-API-NOTES §d):
+    the user agent is all it says about a device."""
+    def rank(device: dict[str, Any]) -> int:
+        agent = str(device.get("user_agent") or "").lower()
+        matched = (i for i, pattern in enumerate(preference) if pattern != "*" and fnmatchcase(agent, pattern.lower()))
+        return next(matched, preference.index("*") if "*" in preference else len(preference))
+
+    return min(devices, key=rank, default=None)
 
 
 @command("makecall", first=Extension(), second=Number())
 def makecall(ctx: Services, first: str, second: str) -> dict[str, Any]:
     """Ring `first` (an extension, or a queue/IVR/CFD number), then dial `second` when it answers.
 
-    Difference on v20: an extension with devices rings one device (a remotely controllable one if
-    the PBX marks it, else the first), where v18 rang the extension.
+    Difference on v20: an extension with devices rings one device, chosen by [webapi]
+    makecall_devices (desk phones first by default), where v18 rang the extension.
     """
     with _known_dn(ctx, first):
-        device = _pick_device(ctx.callcontrol.devices(first))
+        device = _pick_device(ctx.callcontrol.devices(first), ctx.config.webapi.makecall_devices)
         if device:  # 3CX's own dialer prefers the device form (V20-API-NOTES §d)
             ctx.callcontrol.makecall_from_device(first, device["device_id"], second)
         else:  # queues, IVRs, CFD apps and unregistered extensions: the DN form (004's note)
