@@ -13,6 +13,7 @@ from gateway.capture.control import ControlServer
 from gateway.config import Config
 from gateway.live.model import CallTable
 from gateway.live.recorder import Recorder
+from gateway.live.store import CallStore
 from gateway.live.view import LiveView
 from gateway.live.watcher import Watcher
 from gateway.metrics import Metrics
@@ -52,7 +53,7 @@ class Services:
         self.watcher = Watcher(self.stream, self.recorder.reads("callcontrol", self.callcontrol),
                                self.recorder.reads("xapi", self.xapi), self.table, self.outbox,
                                config, clock=self.clock, on_call_ended=self.recordings.call_ended,
-                               recorder=self.recorder)
+                               recorder=self.recorder, store=CallStore(self.outbox))
         self.live = LiveView(self.table, self.watcher, self.callcontrol)
         self.control = ControlServer(self)      # local socket: capture and doctor ask the service
         from gateway.runtime import Runtime  # runtime wires threads around the parts above

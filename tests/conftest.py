@@ -49,7 +49,7 @@ def config(sim, receiver, tmp_path) -> Config:
         "pbx": {"url": sim.url, "client_id": sim.client_id, "client_secret": sim.client_secret,
                 "verify_tls": "false", "timezone": "Europe/Prague", "timeout_s": "5"},
         "webapi": {"key": ACCESS_KEY, "public_url": "http://gateway.test:8080", "cache_s": "5"},
-        "webhooks": {"url": receiver.url},
+        "webhooks": {"url": receiver.url, "end_grace_s": "0.5"},
         "recordings": {"mp3_dir": str(tmp_path / "mp3"), "wait_s": "5"},
         "storage": {"state_dir": str(tmp_path / "state")},
     }, source="test", environ={})

@@ -1,7 +1,7 @@
 """The call state machine: `advance(call, event) -> (call, webhook events)`, pure.
 
-Inputs are `LegSeen` (a leg's current reading, after an Upsert or found by a resync) and `LegGone`
-(a leg removed). No I/O, no clock (timestamps come in the events), no globals; every transition is
+Inputs are `LegSeen` (a leg's current reading, after an Upsert or found by a resync), `LegGone`
+(a leg removed) and `GraceOver` (a call's end becomes final). No I/O, no clock (timestamps come in the events), no globals; every transition is
 logged here and only here. Webhook rules follow 003 ("Webhook Generator"):
 
 - ringing: for each extension leg offered the call (not the one placing it); every leg rung at one
@@ -12,6 +12,15 @@ logged here and only here. Webhook rules follow 003 ("Webhook Generator"):
 - end: when an answered leg hangs up or transfers the call on (transfer=true), and one Missed end
   when the whole call ends with nobody answering at the current link.
 - internal (extension-to-extension) calls make no webhooks unless `internal_calls`.
+
+Grace period (`Rules.end_grace_s` > 0): when a call's last leg goes, the call is not over yet. It
+waits (`Call.last_gone`) until a `GraceOver` makes its end final, and a new leg of the same call
+meanwhile continues it under the same id. A hunt queue v20 does not monitor shows nothing of the
+call between one agent's ring and the next (docs/v20-call-flows.md flow 2b); without the grace
+the one call would be reported as a missed call and a second call. Only what depends on the call
+being over waits: the Missed end (which the split would make wrong) and the call's removal. The
+end of an answered leg is produced when the leg goes, as without a grace period, because no later
+leg can change it.
 """
 from __future__ import annotations
 
@@ -24,7 +33,7 @@ from gateway.live import v20
 from gateway.live.webhooks import (CallEnded, CallStarted, Ringing, RingingCancelled, WebhookEvent,
                                  end_title, trtype_for, usertype_for)
 from gateway.live.ids import call_link_id, call_prefix
-from gateway.live.model import Call, Leg
+from gateway.live.model import Call, LastLegGone, Leg
 
 if TYPE_CHECKING:
     from gateway.config import Config
@@ -43,23 +52,30 @@ class Rules:
     ringing_cancelled: bool = False
     internal_calls: bool = False
     timezone: str = "UTC"               # the PBX's zone, for call-link ids
+    end_grace_s: float = 0.0            # how long a call with no leg left waits before its end is final
 
     @classmethod
     def from_config(cls, config: Config) -> Rules:
         return cls(answer_event=config.webhooks.answer_event,
                    ringing_cancelled=config.webhooks.ringing_cancelled,
                    internal_calls=config.webhooks.internal_calls,
-                   timezone=config.pbx.timezone)
+                   timezone=config.pbx.timezone,
+                   end_grace_s=config.webhooks.end_grace_s)
 
 
 @dataclass(frozen=True)
 class LegSeen:
-    """A leg's current reading (`leg` from v20.py); `did_name` is the DID rule name of `leg.did`."""
+    """A leg's current reading (`leg` from v20.py); `did_name` is the DID rule name of `leg.did`.
+
+    `arrived_at` is the call's arrival at the PBX when known from elsewhere (XAPI, for a call first
+    seen by a resync); a new call without it arrived `at`.
+    """
 
     leg: Leg
     at: datetime
     did_name: str = ""
     is_resync: bool = False
+    arrived_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -72,14 +88,22 @@ class LegGone:
     is_resync: bool = False
 
 
-MachineEvent = Union[LegSeen, LegGone]
+@dataclass(frozen=True)
+class GraceOver:
+    """The grace period of a call whose last leg went is over: its end is final."""
+
+    at: datetime
+    is_resync: bool = False
+
+
+MachineEvent = Union[LegSeen, LegGone, GraceOver]
 
 
 def advance(call: Call | None, event: MachineEvent, rules: Rules = Rules()) -> tuple[Call | None, list[WebhookEvent]]:
     """The call after `event` (None when there is no such call) and the webhooks it produces.
 
     `call` is None for the first event of a call. The returned call has `ended_at` set when its
-    last leg is gone.
+    end is final: when its last leg is gone, or at `GraceOver` with a grace period.
     """
     after: Call | None
     if isinstance(event, LegSeen):
@@ -87,6 +111,9 @@ def advance(call: Call | None, event: MachineEvent, rules: Rules = Rules()) -> t
         call_id = str(event.leg.v20_call_id)
     elif isinstance(event, LegGone):
         after, webhooks = _on_gone(call, event, rules)
+        call_id = str(call.v20_call_id) if call else "?"
+    elif isinstance(event, GraceOver):
+        after, webhooks = _on_grace_over(call, rules)
         call_id = str(call.v20_call_id) if call else "?"
     else:
         raise TypeError(f"not a machine event: {event!r}")
@@ -101,8 +128,10 @@ def advance(call: Call | None, event: MachineEvent, rules: Rules = Rules()) -> t
 def _on_seen(call: Call | None, event: LegSeen, rules: Rules) -> tuple[Call, list[WebhookEvent]]:
     reading = event.leg
     if call is None:
-        call = Call(v20_call_id=reading.v20_call_id, arrived_at=event.at, answered_at=None,
+        call = Call(v20_call_id=reading.v20_call_id, arrived_at=event.arrived_at or event.at, answered_at=None,
                     direction="", did="", link=0, legs=())
+    elif call.last_gone is not None:
+        call = replace(call, last_gone=None)   # a new leg within the grace period: the call goes on
     old = call.leg(reading.dn, reading.participant_id)
     if old is None:
         leg = replace(reading, seen_at=event.at, first_status=reading.status,
@@ -179,12 +208,28 @@ def _on_gone(call: Call | None, event: LegGone, rules: Rules) -> tuple[Call | No
               and not v20.is_originator(old) and _is_reported(call, rules)):
             out.append(_ringing(RingingCancelled, call, old, rules))
     if not call.legs:
-        if not call.is_link_answered:
-            ended = _missed(call, old, event.at, rules, event.is_resync)
-            if ended:
-                out.append(ended)
-        call = replace(call, ended_at=event.at, is_end_found_by_resync=event.is_resync)
+        last = LastLegGone(old, event.at, event.is_resync)
+        if rules.end_grace_s > 0:
+            return replace(call, last_gone=last), out
+        call, final = _final(call, last, rules)
+        out += final
     return call, out
+
+
+def _on_grace_over(call: Call | None, rules: Rules) -> tuple[Call | None, list[WebhookEvent]]:
+    if call is None or call.last_gone is None:
+        return call, []
+    return _final(call, call.last_gone, rules)
+
+
+def _final(call: Call, last: LastLegGone, rules: Rules) -> tuple[Call, list[WebhookEvent]]:
+    """The call is over: one Missed end when nobody answered at its current link."""
+    out: list[WebhookEvent] = []
+    if not call.is_link_answered:
+        ended = _missed(call, last.leg, last.at, rules, last.is_resync)
+        if ended:
+            out.append(ended)
+    return replace(call, ended_at=last.at, is_end_found_by_resync=last.is_resync, last_gone=None), out
 
 
 # --- webhook builders ---------------------------------------------------------------------------
@@ -314,6 +359,8 @@ def _summary(call: Call | None) -> str:
         return "none"
     if call.is_ended:
         return f"ended link {call.link}"
+    if call.is_ending:
+        return f"ending link {call.link}"
     state = "answered" if call.is_link_answered else "unanswered"
     return f"{call.direction or 'new'} link {call.link} {state} [{' '.join(f'{l.dn}:{l.status}' for l in call.legs)}]"
 
@@ -322,4 +369,6 @@ def _describe(event: MachineEvent) -> str:
     source = " resync" if event.is_resync else ""
     if isinstance(event, LegSeen):
         return f"{event.leg.dn}/{event.leg.participant_id} {event.leg.status}{source}"
+    if isinstance(event, GraceOver):
+        return "grace over"
     return f"{event.dn}/{event.participant_id} gone{source}"

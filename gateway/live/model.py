@@ -54,6 +54,20 @@ class Leg:
 
 
 @dataclass(frozen=True)
+class LastLegGone:
+    """The last leg of a call went at `at`; the call's end is final once the grace period is over.
+
+    Kept so that a new leg of the same call within the grace period continues it (a hunt queue
+    v20 does not monitor shows nothing between one agent's ring and the next), and so that the
+    end, when it becomes final, is reported for the leg that went last.
+    """
+
+    leg: Leg
+    at: datetime
+    is_resync: bool = False
+
+
+@dataclass(frozen=True)
 class Call:
     """One v20 call (`callid`) with the legs of it that monitored DNs show.
 
@@ -75,6 +89,7 @@ class Call:
     stage_kind: str = ""                # what stage_user is: extension, queue, ringgroup, ivr
     ended_at: datetime | None = None
     is_end_found_by_resync: bool = False
+    last_gone: LastLegGone | None = None   # set while the end waits for the grace period
 
     def leg(self, dn: str, participant_id: int) -> Leg | None:
         """The leg `(dn, participant_id)` of this call, or None."""
@@ -83,6 +98,11 @@ class Call:
     @property
     def is_ended(self) -> bool:
         return self.ended_at is not None
+
+    @property
+    def is_ending(self) -> bool:
+        """No leg left, the end not final yet (see LastLegGone)."""
+        return self.last_gone is not None and not self.is_ended
 
 
 class CallTable:
@@ -93,9 +113,16 @@ class CallTable:
         self._calls: dict[int, Call] = {}
 
     def calls(self) -> list[Call]:
-        """Every call in progress, oldest first."""
+        """Every call in progress, oldest first (not those whose end only waits for its grace period)."""
         with self._lock:
-            return sorted(self._calls.values(), key=lambda call: call.arrived_at)
+            calls = [call for call in self._calls.values() if not call.is_ending]
+        return sorted(calls, key=lambda call: call.arrived_at)
+
+    def ending(self) -> list[Call]:
+        """The calls with no leg left whose end waits for its grace period, oldest end first."""
+        with self._lock:
+            calls = [call for call in self._calls.values() if call.is_ending]
+        return sorted(calls, key=lambda call: call.last_gone.at if call.last_gone else call.arrived_at)
 
     def get(self, v20_call_id: int) -> Call | None:
         with self._lock:
@@ -130,5 +157,6 @@ class CallTable:
             self._calls.clear()
 
     def __len__(self) -> int:
+        """How many calls the table holds, those whose end waits for its grace period included."""
         with self._lock:
             return len(self._calls)

@@ -5,6 +5,8 @@ and `webhooks.outbox.Outbox`; tests hand in small stand-ins that answer the same
 """
 from __future__ import annotations
 
+import sqlite3
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from gateway.clock import Clock
@@ -37,17 +39,28 @@ class EventSource(Protocol):
     """The Call Control WebSocket: handlers run in its own thread between start() and stop()."""
 
     def set_handlers(self, on_message: Callable[[dict[str, Any]], None], on_connect: Callable[[], None],
-                     on_disconnect: Callable[[str], None]) -> None: ...
+                     on_disconnect: Callable[[str], None], *, on_tick: Callable[[], None] = ...) -> None: ...
 
     def start(self) -> None: ...
 
     def stop(self, timeout_s: float) -> None: ...
 
 
-class WebhookSink(Protocol):
-    """Where webhook events are written before anything else happens (the outbox)."""
+class WebhookWriter(Protocol):
+    """Adds events inside one transaction of the webhook sink; `db` is that transaction's connection."""
+
+    db: sqlite3.Connection
 
     def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None) -> str: ...
+
+
+class WebhookSink(Protocol):
+    """Where webhook events are written before anything else happens (the outbox); `transaction()`
+    commits events together with other rows of the same SQLite file (the live call table's)."""
+
+    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None) -> str: ...
+
+    def transaction(self) -> AbstractContextManager[WebhookWriter]: ...
 
 
 class LiveState(Protocol):

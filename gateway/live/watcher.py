@@ -3,7 +3,10 @@
 It runs in the event stream's thread (`EventStream.set_handlers`): every message goes through
 `handle()`, every (re)connection through a resync that diffs `GET /callcontrol` against the table
 and feeds the differences to the same `machine.advance`, so an end missed while disconnected still
-produces its webhook. Each webhook event is written to the outbox before anything else happens.
+produces its webhook. Each step's webhook events and the call's new state are committed to SQLite
+together (live/store.py) before the table changes; at start the stored calls are loaded, so calls
+in progress keep their ids across a restart. A call whose last leg went is settled by `tick()`
+once `[webhooks] end_grace_s` has passed (see live/machine.py).
 """
 from __future__ import annotations
 
@@ -11,16 +14,19 @@ import logging
 import re
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Callable
 
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.live import v20
+from gateway.live.arrivals import arrival_of, read_active_calls
 from gateway.live.webhooks import CallEnded
-from gateway.live.machine import LegGone, LegSeen, MachineEvent, Rules, advance
+from gateway.live.machine import GraceOver, LegGone, LegSeen, MachineEvent, Rules, advance
 from gateway.live.model import Call, CallTable, Leg
 from gateway.live.ports import CallStates, EntityLister, EventSource, WebhookSink
 from gateway.live.recorder import Capture, Recorder
+from gateway.live.store import CallStore
 from gateway.live.unknowns import Unknowns
 from gateway.pbx.errors import PbxError, PbxNotFound
 
@@ -104,14 +110,16 @@ class Watcher:
     def __init__(self, stream: EventSource, callcontrol: CallStates, xapi: EntityLister, table: CallTable,
                  outbox: WebhookSink, config: Config, *,
                  clock: Clock, on_call_ended: Callable[[Call, list[CallEnded]], None] | None = None,
-                 unknowns: Unknowns | None = None, recorder: Recorder | None = None) -> None:
+                 unknowns: Unknowns | None = None, recorder: Recorder | None = None,
+                 store: CallStore | None = None) -> None:
         self.clock = clock
         self.unknowns = unknowns if unknowns is not None else Unknowns()   # what v20.py has no reading for
         self.recorder = recorder if recorder is not None else Recorder(clock)   # copies traffic to captures
         self._stream = stream
         self._callcontrol = callcontrol
+        self._xapi = xapi
         self._table = table
-        self._outbox = outbox
+        self._store = store or CallStore(outbox)
         self._rules = Rules.from_config(config)
         self._on_call_ended = on_call_ended
         self._dids = DidNames(xapi, clock=clock)
@@ -131,10 +139,24 @@ class Watcher:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Register with the event stream and start it (its thread runs every handler)."""
+        """Load the stored calls in progress, register with the event stream and start it (its
+        thread runs every handler from then on)."""
         self._is_stopping = False
-        self._stream.set_handlers(self.handle, self._on_connect, self._on_disconnect)
+        self._restore()
+        self._stream.set_handlers(self.handle, self._on_connect, self._on_disconnect, on_tick=self.tick)
         self._stream.start()
+
+    def _restore(self) -> None:
+        """Put the calls in progress stored by the previous run back into the table (before the
+        stream's thread starts, so the watcher is still the only writer); the first resync then
+        diffs them against the PBX."""
+        with self._lock:
+            for stored in self._store.load():
+                self._table.put(stored.call)
+                if stored.answered_ends:
+                    self._answered_ends[stored.call.v20_call_id] = list(stored.answered_ends)
+            if len(self._table):
+                logger.info("restored %d calls in progress from the previous run", len(self._table))
 
     def stop(self, timeout_s: float) -> None:
         self._is_stopping = True
@@ -204,23 +226,41 @@ class Watcher:
             return
         self._feed(cached.v20_call_id, LegGone(dn, participant_id, self.clock.now()))
 
-    def _seen(self, leg: Leg, *, is_resync: bool = False) -> None:
+    def _seen(self, leg: Leg, *, is_resync: bool = False, arrived_at: datetime | None = None) -> None:
         cached = self._table.find_leg(leg.dn, leg.participant_id)
         if cached is not None and cached.v20_call_id != leg.v20_call_id:
             self._feed(cached.v20_call_id, LegGone(leg.dn, leg.participant_id, self.clock.now(), is_resync=is_resync))
         did_name = self._dids.name_of(leg.did) if leg.did else ""
-        self._feed(leg.v20_call_id, LegSeen(leg, self.clock.now(), did_name=did_name, is_resync=is_resync))
+        self._feed(leg.v20_call_id, LegSeen(leg, self.clock.now(), did_name=did_name, is_resync=is_resync,
+                                            arrived_at=arrived_at))
+
+    def _arrivals(self, legs: list[Leg], now: datetime) -> dict[int, datetime]:
+        """v20 call id -> arrival time, for the calls of `legs` the table does not know (read from
+        XAPI /ActiveCalls once, only when there are such calls; see live/arrivals.py)."""
+        unknown: dict[int, list[Leg]] = {}
+        for leg in legs:
+            if self._table.get(leg.v20_call_id) is None:
+                unknown.setdefault(leg.v20_call_id, []).append(leg)
+        if not unknown:
+            return {}
+        active = read_active_calls(self._xapi)
+        found = {call_id: arrival_of(call_legs, active, now) for call_id, call_legs in unknown.items()}
+        return {call_id: at for call_id, at in found.items() if at is not None}
 
     def _feed(self, v20_call_id: int, event: MachineEvent) -> None:
-        """Advance one call; write its webhook events to the outbox first, then update the table."""
-        call, webhooks = advance(self._table.get(v20_call_id), event, self._rules)
-        for webhook in webhooks:
-            self._outbox.add(webhook.call_key, webhook.params())
-            self.recorder.webhook(webhook.call_key, webhook.params())
-            if isinstance(webhook, CallEnded) and webhook.is_answered:
-                self._answered_ends.setdefault(v20_call_id, []).append(webhook)
-        if call is None:
+        """Advance one call; commit its webhook events and its new state in one transaction, then
+        update the table."""
+        before = self._table.get(v20_call_id)
+        call, webhooks = advance(before, event, self._rules)
+        if call is None or (call == before and not webhooks):
             return
+        ends = self._answered_ends.get(v20_call_id, []) + [
+            w for w in webhooks if isinstance(w, CallEnded) and w.is_answered]
+        self._store.commit(v20_call_id, call, webhooks, ends)
+        for webhook in webhooks:
+            self.recorder.webhook(webhook.call_key, webhook.params())
+        if ends:
+            self._answered_ends[v20_call_id] = ends
         self._table.put(call)
         if call.is_ended:
             self._ended(call)
@@ -260,6 +300,24 @@ class Watcher:
         self.recorder.connected()
         self.resync()
 
+    def tick(self) -> None:
+        """Make final the ends of calls whose grace period is over (the stream's thread calls this
+        often while connected). Nothing is settled until a resync has brought the table in step:
+        while disconnected, a call that seems over may have gone on."""
+        if not self._is_synced:
+            return
+        try:
+            with self._lock:
+                self._settle(self.clock.now())
+        except Exception:
+            logger.exception("settling ended calls failed; carrying on")
+
+    def _settle(self, now: datetime) -> None:
+        for call in self._table.ending():
+            last = call.last_gone
+            if last is not None and (now - last.at).total_seconds() >= self._rules.end_grace_s:
+                self._feed(call.v20_call_id, GraceOver(now))
+
     def _on_disconnect(self, reason: str) -> None:
         if self._is_stopping:
             logger.info("watcher disconnected from the event stream (%s)", reason)
@@ -289,11 +347,12 @@ class Watcher:
                     current[leg.key] = leg
             # Legs placing or first receiving a call before legs transferred to (referred_by).
             ordered = sorted(current.values(), key=lambda l: (l.v20_call_id, bool(l.referred_by_dn), l.participant_id))
+            arrivals = self._arrivals(ordered, now)
             changed = 0
             for leg in ordered:
                 cached = self._table.find_leg(leg.dn, leg.participant_id)
                 if cached is None or cached.v20_call_id != leg.v20_call_id or not v20.is_same_reading(cached, leg):
-                    self._seen(leg, is_resync=True)
+                    self._seen(leg, is_resync=True, arrived_at=arrivals.get(leg.v20_call_id))
                     changed += 1
             for call in self._table.calls():
                 for leg in call.legs:
@@ -301,5 +360,6 @@ class Watcher:
                         self._feed(call.v20_call_id, LegGone(leg.dn, leg.participant_id, now, is_resync=True))
                         changed += 1
             self._is_synced = True
+            self._settle(now)
             logger.info("resync: %d legs on the PBX, %d differences applied, %d calls in progress",
                         len(current), changed, len(self._table))

@@ -2,8 +2,9 @@
 
 The thread loops: connect with the shared bearer token (a 401 on the upgrade refreshes it once),
 call `on_connect()` (the watcher resyncs there, before any event of the new connection is
-delivered), hand each message's JSON to `on_message`, ping every `ping_interval_s`, and on close or
-error call `on_disconnect(reason)` and reconnect after a capped, jittered exponential backoff:
+delivered), hand each message's JSON to `on_message`, call `on_tick()` about every `tick_s` while
+connected (the watcher's timers run there, in the same thread), ping every `ping_interval_s`, and on
+close or error call `on_disconnect(reason)` and reconnect after a capped, jittered exponential backoff:
 from MIN_BACKOFF_S up to MAX_BACKOFF_S (a few seconds, so the gateway is blind for little longer
 than the PBX was away). A token obtained after a refused or failed token request ends the wait at
 once: the PBX is back, so the stream reconnects without waiting for the rest of its backoff.
@@ -75,7 +76,7 @@ class EventStream:
     def __init__(self, base_url: str, tokens: TokenSource, *, verify_tls: bool = True,
                  ping_interval_s: float = 5.0, max_backoff_s: float = MAX_BACKOFF_S,
                  min_backoff_s: float = MIN_BACKOFF_S,
-                 connect_timeout_s: float = 10.0, healthy_after_s: float = 10.0) -> None:
+                 connect_timeout_s: float = 10.0, healthy_after_s: float = 10.0, tick_s: float = 0.25) -> None:
         self._url = ws_url(base_url)
         self._tokens = tokens
         self._sslopt = {} if verify_tls else {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
@@ -84,9 +85,11 @@ class EventStream:
         self._min_backoff_s = min_backoff_s
         self._connect_timeout_s = connect_timeout_s
         self._healthy_after_s = healthy_after_s
+        self._tick_s = tick_s
         self._on_message: Callable[[dict[str, Any]], None] = _ignore
         self._on_connect: Callable[[], None] = _ignore
         self._on_disconnect: Callable[[str], None] = _ignore
+        self._on_tick: Callable[[], None] = _ignore
         self._lock = threading.Lock()
         self._ws: websocket.WebSocket | None = None
         self._ws_token: str | None = None     # the token the current connection was opened with
@@ -120,11 +123,12 @@ class EventStream:
         return self._connects
 
     def set_handlers(self, on_message: Callable[[dict[str, Any]], None], on_connect: Callable[[], None],
-                     on_disconnect: Callable[[str], None]) -> None:
+                     on_disconnect: Callable[[str], None], *, on_tick: Callable[[], None] = _ignore) -> None:
         """Set the callbacks; all run in the "events" thread. Call before start()."""
         self._on_message = on_message
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
+        self._on_tick = on_tick
 
     def start(self) -> None:
         """Start the "events" thread (no-op when it is running)."""
@@ -303,7 +307,7 @@ class EventStream:
                 reason = f"on_connect failed: {exc}"
             else:
                 self._is_connected = True
-                ws.settimeout(self._ping_interval_s)
+                ws.settimeout(min(self._ping_interval_s, self._tick_s))
                 reason = self._read(ws)
         finally:
             self._is_connected = False
@@ -328,7 +332,7 @@ class EventStream:
 
     def _read(self, ws: websocket.WebSocket) -> str:
         """Read frames until the connection ends; return why it ended."""
-        last_ping = last_heard = time.monotonic()
+        last_ping = last_heard = last_tick = time.monotonic()
         while not self._stop.is_set():
             try:
                 opcode, frame = ws.recv_data_frame(control_frame=True)
@@ -343,6 +347,12 @@ class EventStream:
                 return f"closed by the PBX ({_close_code(frame.data)})"
             if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                 self._dispatch(frame.data)
+            if now - last_tick >= self._tick_s:
+                last_tick = now
+                try:
+                    self._on_tick()
+                except Exception:
+                    logger.exception("event stream: on_tick failed")
             if now - last_heard > SILENCE_PINGS * self._ping_interval_s:
                 return f"nothing heard for {now - last_heard:.0f} s"
             if now - last_ping >= self._ping_interval_s:

@@ -14,7 +14,11 @@ The file uses WAL and `synchronous=FULL`: a committed `add()` survives a kill -9
 Every thread opens its own connection (sqlite3 connections must not be shared between threads).
 Times are epoch seconds from the injected clock.
 
-When webhooks are off (`enabled=False`, i.e. `[webhooks] url` is empty) nothing is recorded:
+`transaction()` lets another table of the same file commit together with events: the live call
+table (gateway/live/store.py) writes a call's row in the transaction that adds its webhook events,
+so a crash can never keep the one without the other.
+
+When webhooks are off (`enabled=False`, i.e. `[webhooks] url` is empty) no event is recorded:
 `add()` still returns a fresh id but writes nothing, so turning webhooks on later does not flood
 the CRM with stale events, and the file does not grow without anyone to drain it.
 """
@@ -28,7 +32,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 from gateway.clock import Clock
 
@@ -155,23 +160,24 @@ class Outbox:
         `params` is a JSON object of the fields as the CRM sees them. `method` None sends it with
         the configured [webhooks] method; "POST" forces a JSON POST (needed for list values).
         """
-        if not isinstance(params, dict):
-            raise TypeError("params must be a dict")
-        if method is not None and method not in ("GET", "POST"):
-            raise ValueError(f"method must be None, 'GET' or 'POST', got {method!r}")
-        event_id = uuid.uuid4().hex
         if not self.is_enabled:
-            logger.debug("webhooks are off; event %s of call %s not recorded", event_id, call_key)
-            return event_id
-        body = json.dumps(params, ensure_ascii=False)
-        now = self._clock.time()
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO events (id, call_key, params, method, next_attempt_at, created_at,"
-                " retry_since) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (event_id, call_key, body, method, now, now, now))
-        self._notify()
-        return event_id
+            return OutboxWriter.skipped(call_key, params, method)
+        with self.transaction() as writer:
+            return writer.add(call_key, params, method=method)
+
+    @contextmanager
+    def transaction(self) -> Iterator[OutboxWriter]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT) on the calling thread's connection.
+
+        Events added through the writer and statements run on `writer.db` commit together, or not
+        at all when the block raises. The dispatcher is woken after the commit. With webhooks off,
+        `writer.add` records nothing but `writer.db` still works.
+        """
+        writer = OutboxWriter(self._db(), self.is_enabled, self._clock.time())
+        with _Transaction(writer.db):
+            yield writer
+        if writer.added:
+            self._notify()
 
     def mark_delivered(self, event_id: str) -> None:
         """Record a successful attempt."""
@@ -283,6 +289,45 @@ class Outbox:
     def failed(self, limit: int = 100) -> list[dict[str, Any]]:
         """The failed events, oldest first, as plain dicts (see OutboxEvent for the keys)."""
         return [event.to_dict() for event in self.events("failed", limit)]
+
+
+class OutboxWriter:
+    """Adds events inside `Outbox.transaction()`; `db` is the transaction's connection."""
+
+    def __init__(self, db: sqlite3.Connection, is_enabled: bool, now: float) -> None:
+        self.db = db
+        self.added = 0
+        self._is_enabled = is_enabled
+        self._now = now
+
+    @staticmethod
+    def skipped(call_key: str, params: dict[str, Any], method: str | None) -> str:
+        """Check an event as add() would and return a fresh id without recording it (webhooks off)."""
+        if not isinstance(params, dict):
+            raise TypeError("params must be a dict")
+        if method is not None and method not in ("GET", "POST"):
+            raise ValueError(f"method must be None, 'GET' or 'POST', got {method!r}")
+        event_id = uuid.uuid4().hex
+        logger.debug("webhooks are off; event %s of call %s not recorded", event_id, call_key)
+        return event_id
+
+    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None) -> str:
+        """Store one event (see Outbox.add); committed with the transaction."""
+        if not self._is_enabled:
+            return self.skipped(call_key, params, method)
+        if not isinstance(params, dict):
+            raise TypeError("params must be a dict")
+        if method is not None and method not in ("GET", "POST"):
+            raise ValueError(f"method must be None, 'GET' or 'POST', got {method!r}")
+        event_id = uuid.uuid4().hex
+        body = json.dumps(params, ensure_ascii=False)
+        now = self._now
+        self.db.execute(
+            "INSERT INTO events (id, call_key, params, method, next_attempt_at, created_at,"
+            " retry_since) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (event_id, call_key, body, method, now, now, now))
+        self.added += 1
+        return event_id
 
 
 class _Transaction:

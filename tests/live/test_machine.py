@@ -1,11 +1,13 @@
 """The pure call state machine: sequences of leg events in, legacy webhooks out."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from gateway.live.machine import LegGone, Rules, advance
-from tests.support.live import (CALLER, ZONE, at, ended, gone, internal, make_leg, outbound, ringing, run,
-                                 seen, started, without_titles)
+from tests.support.live import (CALLER, ZONE, at, ended, gone, grace_over, internal, make_leg, outbound, ringing,
+                                 run, seen, started, without_titles)
 
 Q = {"on_behalf_of_dn": "800", "on_behalf_of_type": "Wqueue"}
 RG = {"on_behalf_of_dn": "700", "on_behalf_of_type": "Wringgroup"}
@@ -240,6 +242,70 @@ def test_rule_changes_the_webhooks(rules, events, expected):
     webhooks, _calls = run(events, rules)
 
     assert without_titles(webhooks) == expected
+
+
+GRACE = Rules(timezone=ZONE, end_grace_s=3)
+HUNT = {"on_behalf_of_dn": "801", "on_behalf_of_type": "Wqueue"}   # a queue the API client does not monitor
+
+GRACE_PERIODS = [
+    pytest.param(
+        GRACE,
+        [seen("103", 1, "Ringing", 0, **HUNT), gone("103", 1, 20), seen("104", 2, "Ringing", 20, **HUNT),
+         seen("104", 2, "Connected", 25, **HUNT), gone("104", 2, 60), grace_over(63)],
+        [ringing("103", "queue"), ringing("104", "queue"), started("hangupincoming", "104"),
+         ended("incoming", "104")],
+        id="a hunt queue's next agent within the grace period continues the one call"),
+    pytest.param(
+        Rules(timezone=ZONE),
+        [seen("103", 1, "Ringing", 0, **HUNT), gone("103", 1, 20), seen("104", 2, "Ringing", 20, **HUNT),
+         seen("104", 2, "Connected", 25, **HUNT), gone("104", 2, 60)],
+        [ringing("103", "queue"), ended("incoming", "801", "Missed", False, 0),
+         ringing("104", "queue", arrived="261124100020"), started("hangupincoming", "104", arrived="261124100020"),
+         ended("incoming", "104", arrived="261124100020")],
+        id="without a grace period the same call splits into a missed call and a second call"),
+    pytest.param(
+        GRACE,
+        [seen("101", 1, "Ringing", 0), gone("101", 1, 20)],
+        [ringing("101")],
+        id="a missed call's end waits for the grace period"),
+    pytest.param(
+        GRACE,
+        [seen("101", 1, "Ringing", 0), gone("101", 1, 20), grace_over(23)],
+        [ringing("101"), ended("incoming", "101", "Missed", False, 0)],
+        id="a missed call's end comes when the grace period is over"),
+    pytest.param(
+        GRACE,
+        [seen("101", 1, "Ringing", 0), seen("101", 1, "Connected", 5), gone("101", 1, 60)],
+        [ringing("101"), started("hangupincoming", "101"), ended("incoming", "101")],
+        id="an answered leg's end goes out when the leg goes, without waiting"),
+]
+
+
+@pytest.mark.parametrize("rules, events, expected", GRACE_PERIODS)
+def test_grace_period_joins_a_split_call_and_delays_only_what_it_must(rules, events, expected):
+    webhooks, _calls = run(events, rules)
+
+    assert without_titles(webhooks) == expected
+
+
+def test_grace_period_keeps_the_call_until_it_is_over():
+    call, _ = advance(None, seen("101", 1, "Ringing", 0), GRACE)
+    call, _ = advance(call, seen("101", 1, "Connected", 5), GRACE)
+
+    call, _ = advance(call, LegGone("101", 1, at(60)), GRACE)
+
+    assert call.is_ending and not call.is_ended and call.last_gone.at == at(60)
+    call, webhooks = advance(call, grace_over(63), GRACE)
+    assert webhooks == [] and call.is_ended and call.ended_at == at(60)
+
+
+def test_new_call_takes_an_arrival_time_given_with_its_first_reading():
+    event = seen("102", 12, "Connected", 100, is_resync=True)
+
+    call, webhooks = advance(None, replace(event, arrived_at=at(40)), Rules(timezone=ZONE))
+
+    assert call.arrived_at == at(40)
+    assert [w.params()["id"] for w in webhooks] == ["261124100040_698-1"]
 
 
 TITLES = [

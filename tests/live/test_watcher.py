@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import pytest
 
@@ -48,13 +49,16 @@ class StandInPbx:
 
 
 class StandInXapi:
-    """`/InboundRules` only; counts the reads."""
+    """`/InboundRules` (reads counted) and `/ActiveCalls` (rows in `active_calls`)."""
 
     def __init__(self, rules: list[dict]) -> None:
         self.rules = rules
         self.reads = 0
+        self.active_calls: list[dict] = []
 
     def list(self, entity_set: str, **_options: object) -> list[dict]:
+        if entity_set == "ActiveCalls":
+            return list(self.active_calls)
         assert entity_set == "InboundRules"
         self.reads += 1
         return list(self.rules)
@@ -67,7 +71,7 @@ class StandInStream:
         self.handlers = None
         self.is_started = False
 
-    def set_handlers(self, on_message, on_connect, on_disconnect) -> None:
+    def set_handlers(self, on_message, on_connect, on_disconnect, *, on_tick=None) -> None:
         self.handlers = (on_message, on_connect, on_disconnect)
 
     def start(self) -> None:
@@ -87,28 +91,41 @@ def remove(dn: str, participant_id: int) -> dict:
                                      "attached_data": None}}
 
 
+class Parts:
+    """A watcher over a stand-in PBX with a real outbox in `state_dir`; `ended` collects
+    on_call_ended calls. `restarted()` is a new watcher (a new process) on the same PBX and files."""
+
+    def __init__(self, state_dir, *, grace_s: float = 0, clock: FakeClock | None = None,
+                 pbx: StandInPbx | None = None, xapi: StandInXapi | None = None) -> None:
+        self.state_dir = state_dir
+        self.grace_s = grace_s
+        self.clock = clock or FakeClock(T0)
+        self.pbx = pbx or StandInPbx()
+        self.xapi = xapi or StandInXapi(RULES)
+        self.stream = StandInStream()
+        self.table = CallTable()
+        self.outbox = Outbox(state_dir / "outbox.sqlite3", clock=self.clock)
+        self.ended: list = []
+        config = from_dict({"pbx": {"url": "http://pbx.test", "client_id": "900", "client_secret": "x",
+                                    "timezone": "Europe/Prague"},
+                            "webapi": {"key": "k"},
+                            "webhooks": {"url": "http://crm.test/hook", "end_grace_s": str(grace_s)},
+                            "storage": {"state_dir": str(state_dir)}}, environ={})
+        self.watcher = Watcher(self.stream, self.pbx, self.xapi, self.table, self.outbox, config, clock=self.clock,
+                               on_call_ended=lambda call, ends: self.ended.append((call, ends)))
+        self.watcher.start()
+
+    def sent(self) -> list[tuple[str, dict]]:
+        return [(e.call_key, e.params) for e in self.outbox.events()]
+
+    def restarted(self) -> Parts:
+        return Parts(self.state_dir, grace_s=self.grace_s, clock=self.clock, pbx=self.pbx, xapi=self.xapi)
+
+
 @pytest.fixture
 def parts(tmp_path):
-    """A watcher over a stand-in PBX with a real outbox; `parts.ended` collects on_call_ended calls."""
-    class Parts:
-        pass
-    p = Parts()
-    p.clock = FakeClock(T0)
-    p.pbx = StandInPbx()
-    p.xapi = StandInXapi(RULES)
-    p.stream = StandInStream()
-    p.table = CallTable()
-    p.outbox = Outbox(tmp_path / "outbox.sqlite3", clock=p.clock)
-    p.ended = []
-    config = from_dict({"pbx": {"url": "http://pbx.test", "client_id": "900", "client_secret": "x",
-                                "timezone": "Europe/Prague"},
-                        "webapi": {"key": "k"}, "webhooks": {"url": "http://crm.test/hook"},
-                        "storage": {"state_dir": str(tmp_path)}}, environ={})
-    p.watcher = Watcher(p.stream, p.pbx, p.xapi, p.table, p.outbox, config, clock=p.clock,
-                        on_call_ended=lambda call, ends: p.ended.append((call, ends)))
-    p.watcher.start()
-    p.sent = lambda: [(e.call_key, e.params) for e in p.outbox.events()]
-    return p
+    """A watcher over a stand-in PBX with a real outbox, no grace period for call ends."""
+    return Parts(tmp_path)
 
 
 def test_upserts_and_remove_write_webhooks_in_order(parts):
@@ -293,3 +310,198 @@ def test_an_upsert_on_another_collection_is_reported_not_handled(parts):
 
     assert [(u.kind, u.value) for u in parts.watcher.unknowns.items()] == [("event", "event_type 0 on devices")]
     assert parts.sent() == []
+
+
+# --- calls in progress across a restart ------------------------------------------------------------
+
+def test_call_talking_across_a_restart_keeps_its_id_and_ends_once(parts):
+    parts.pbx.put(participant("101", 1, "Ringing"))
+    parts.watcher.handle(upsert("101", 1))
+    parts.clock.advance(5)
+    parts.pbx.put(participant("101", 1, "Connected"))
+    parts.watcher.handle(upsert("101", 1))
+    parts.clock.advance(30)
+
+    after = parts.restarted()
+    after.stream.handlers[1]()                   # the new process connects: resync
+    after.clock.advance(25)
+    after.pbx.drop("101", 1)
+    after.watcher.handle(remove("101", 1))
+
+    sent = [params for _key, params in after.sent()]
+    assert [(p["event"], p["id"]) for p in sent] == [("ringing", "261124100000_698-0"),
+                                                     ("hangupincoming", "261124100000_698-1"),
+                                                     ("incoming", "261124100000_698-1")]
+    assert sent[-1]["title"].endswith("duration 00:00:55")
+    [(call, ends)] = after.ended
+    assert call.arrived_at == T0 and [e.id for e in ends] == ["261124100000_698-1"]
+    assert after.restarted().table.calls() == []
+
+
+def test_restart_remembers_legs_already_finished_in_a_transfer(parts):
+    parts.pbx.put(participant("101", 1, "Connected"))
+    parts.watcher.handle(upsert("101", 1))
+    parts.clock.advance(10)
+    parts.pbx.put(participant("103", 2, "Ringing", referred_by_dn="101", referred_by_type="Wextension"))
+    parts.watcher.handle(upsert("103", 2))
+    parts.pbx.drop("101", 1)
+    parts.watcher.handle(remove("101", 1))
+
+    after = parts.restarted()
+    after.stream.handlers[1]()
+    after.pbx.put(participant("103", 2, "Connected", referred_by_dn="101", referred_by_type="Wextension"))
+    after.watcher.handle(upsert("103", 2))
+    after.pbx.drop("103", 2)
+    after.watcher.handle(remove("103", 2))
+
+    assert [(p["event"], p["user"], p["id"]) for _k, p in after.sent()] == [
+        ("ringing", "101", "261124100000_698-0"), ("hangupincoming", "101", "261124100000_698-1"), ("incoming", "101", "261124100000_698-1"),
+        ("ringing", "103", "261124100000_698-2"), ("hangupincoming", "103", "261124100000_698-2"),
+        ("incoming", "103", "261124100000_698-2")]
+    [(_call, ends)] = after.ended
+    assert [e.user for e in ends] == ["101", "103"]
+
+
+def test_call_that_ended_while_the_service_was_stopped_ends_under_its_id(parts):
+    parts.pbx.put(participant("101", 1, "Connected"))
+    parts.watcher.handle(upsert("101", 1))
+    parts.pbx.drop("101", 1)
+    parts.clock.advance(40)
+
+    after = parts.restarted()
+    after.stream.handlers[1]()
+
+    assert [(p["event"], p["id"]) for _k, p in after.sent()] == [("ringing", "261124100000_698-0"),
+                                                                 ("hangupincoming", "261124100000_698-1"),
+                                                                 ("incoming", "261124100000_698-1")]
+    assert after.table.calls() == []
+
+
+def test_unreadable_stored_call_is_dropped_and_found_again_by_the_resync(parts, caplog):
+    parts.pbx.put(participant("101", 1, "Connected"))
+    parts.watcher.handle(upsert("101", 1))
+    with parts.outbox.transaction() as writer:
+        writer.db.execute("UPDATE live_calls SET call = '{\"legs\": 5}'")
+
+    with caplog.at_level(logging.WARNING, logger="gateway.live.store"):
+        after = parts.restarted()
+        after.stream.handlers[1]()
+
+    assert "unreadable" in caplog.text
+    [call] = after.table.calls()
+    assert call.v20_call_id == 698 and [leg.dn for leg in call.legs] == ["101"]
+
+
+# --- arrival times of calls first seen by a resync ------------------------------------------------------
+
+def _active(caller: str, callee: str, established_s: float, server_now_s: float, call_id: int = 77) -> dict:
+    """An /ActiveCalls row with times on the PBX's clock (T0 + seconds)."""
+    stamp = lambda s: (T0 + timedelta(seconds=s)).isoformat().replace("+00:00", "Z")
+    return {"Id": call_id, "Caller": caller, "Callee": callee, "Status": "Talking",
+            "EstablishedAt": stamp(established_s), "LastChangeStatus": stamp(server_now_s),
+            "ServerNow": stamp(server_now_s)}
+
+
+def test_resync_stamps_a_call_it_first_sees_with_its_arrival_from_active_calls(parts):
+    parts.clock.advance(100)
+    parts.xapi.active_calls = [_active(CALLER, "800 Sales", 150, 220),          # the PBX clock runs 120 s ahead
+                               _active("+420600111222", "101 Alice", 10, 220, call_id=78)]
+    parts.pbx.put(participant("800", 10, "Connected"))
+    parts.pbx.put(participant("102", 12, "Connected", on_behalf_of_dn="800", on_behalf_of_type="Wqueue"))
+
+    parts.watcher.resync()
+
+    assert [p["id"] for _k, p in parts.sent()] == ["261124100030_698-1"]   # 70 s before the resync
+    [call] = parts.table.calls()
+    assert call.arrived_at == T0 + timedelta(seconds=30)
+
+
+@pytest.mark.parametrize("rows", [
+    pytest.param([], id="no active call"),
+    pytest.param([_active("+420600111222", "800 Sales", 0, 50)], id="another caller only"),
+    pytest.param([_active(CALLER, "800 Sales", 0, 100), _active(CALLER, "800 Sales", 60, 100, call_id=78)],
+                 id="two calls of the same numbers that arrived at different times"),
+])
+def test_resync_without_one_matching_active_call_stamps_the_resync_time(parts, rows):
+    parts.xapi.active_calls = rows
+    parts.pbx.put(participant("102", 12, "Connected", on_behalf_of_dn="800", on_behalf_of_type="Wqueue"))
+
+    parts.watcher.resync()
+
+    assert [p["id"] for _k, p in parts.sent()] == ["261124100000_698-1"]
+
+
+# --- grace period ------------------------------------------------------------------------------------------
+
+def test_missed_end_waits_for_the_grace_period_then_goes_once(tmp_path):
+    parts = Parts(tmp_path, grace_s=3)
+    parts.stream.handlers[1]()
+    parts.pbx.put(participant("101", 1, "Ringing"))
+    parts.watcher.handle(upsert("101", 1))
+    parts.clock.advance(20)
+    parts.pbx.drop("101", 1)
+    parts.watcher.handle(remove("101", 1))
+    parts.clock.advance(2)
+    parts.watcher.tick()
+
+    before = [p["event"] for _k, p in parts.sent()]
+    parts.clock.advance(1)
+    parts.watcher.tick()
+    parts.watcher.tick()
+
+    assert before == ["ringing"]
+    sent = [p for _k, p in parts.sent()]
+    assert [(p["event"], p.get("finishtype")) for p in sent] == [("ringing", None), ("incoming", "Missed")]
+    assert sent[-1]["title"].endswith("duration 00:00:20")
+    assert len(parts.ended) == 1 and len(parts.table) == 0
+
+
+def test_answered_end_goes_at_once_and_only_the_call_waits_for_the_grace_period(tmp_path):
+    parts = Parts(tmp_path, grace_s=3)
+    parts.stream.handlers[1]()
+    parts.pbx.put(participant("101", 1, "Connected"))
+    parts.watcher.handle(upsert("101", 1))
+    parts.clock.advance(30)
+    parts.pbx.drop("101", 1)
+
+    parts.watcher.handle(remove("101", 1))
+
+    assert [p["event"] for _k, p in parts.sent()] == ["ringing", "hangupincoming", "incoming"]
+    assert parts.ended == [] and parts.table.calls() == [] and len(parts.table) == 1
+    parts.clock.advance(3)
+    parts.watcher.tick()
+    assert len(parts.ended) == 1 and len(parts.table) == 0
+
+
+def test_grace_period_is_not_over_while_disconnected(tmp_path):
+    parts = Parts(tmp_path, grace_s=3)
+    parts.stream.handlers[1]()
+    parts.pbx.put(participant("101", 1, "Ringing"))
+    parts.watcher.handle(upsert("101", 1))
+    parts.pbx.drop("101", 1)
+    parts.watcher.handle(remove("101", 1))
+    parts.stream.handlers[2]("connection lost")
+    parts.clock.advance(60)
+
+    parts.watcher.tick()
+    unsynced = [p["event"] for _k, p in parts.sent()]
+    parts.stream.handlers[1]()
+
+    assert unsynced == ["ringing"]
+    assert [p["event"] for _k, p in parts.sent()] == ["ringing", "incoming"]
+
+
+def test_call_ending_when_the_service_stops_gets_its_missed_end_after_the_restart(tmp_path):
+    parts = Parts(tmp_path, grace_s=3)
+    parts.stream.handlers[1]()
+    parts.pbx.put(participant("101", 1, "Ringing"))
+    parts.watcher.handle(upsert("101", 1))
+    parts.pbx.drop("101", 1)
+    parts.watcher.handle(remove("101", 1))
+    parts.clock.advance(10)
+
+    after = parts.restarted()
+    after.stream.handlers[1]()
+
+    assert [(p["event"], p["id"]) for _k, p in after.sent()] == [("ringing", "261124100000_698-0"),
+                                                                 ("incoming", "261124100000_698-0")]

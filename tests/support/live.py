@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from gateway.live import v20
-from gateway.live.machine import LegGone, LegSeen, Rules, advance
+from gateway.live.machine import GraceOver, LegGone, LegSeen, Rules, advance
 from gateway.live.model import Call, Leg
 
 T0 = datetime(2026, 11, 24, 9, 0, 0, tzinfo=timezone.utc)   # 10:00:00 in Europe/Prague
@@ -54,6 +54,11 @@ def gone(dn: str, participant_id: int, seconds: float = 0, *, is_resync: bool = 
     return LegGone(dn, participant_id, at(seconds), is_resync=is_resync)
 
 
+def grace_over(seconds: float) -> GraceOver:
+    """The grace period of every call whose last leg went is over, at T0 + seconds."""
+    return GraceOver(at(seconds))
+
+
 def outbound(dn: str, participant_id: int, status: str = "Dialing", seconds: float = 0, **fields: Any) -> LegSeen:
     """A leg of extension `dn` calling the outside number CALLER."""
     fields = {"party_did": "", "originated_by_dn": dn, "originated_by_type": "Wextension", **fields}
@@ -76,6 +81,11 @@ def run(events: list, rules: Rules | None = None) -> tuple[list[dict], dict[int,
     calls: dict[int, Call] = {}
     out: list[dict] = []
     for event in events:
+        if isinstance(event, GraceOver):
+            for call_id in [c.v20_call_id for c in calls.values() if c.is_ending]:
+                call, webhooks = advance(calls.pop(call_id), event, rules)
+                out += [w.params() for w in webhooks]
+            continue
         if isinstance(event, LegSeen):
             call_id = event.leg.v20_call_id
         else:

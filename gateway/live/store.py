@@ -1,0 +1,134 @@
+"""The live call table on disk: one row per call in progress, committed with that call's webhook events.
+
+A call that is ringing or talking when the service stops (SIGTERM, kill -9, power cut) keeps, after
+the restart, its call-link id (arrival time, call number), its link number, its answer times and
+the record of what was already reported (which legs rang, answered, finished): the watcher loads
+the rows at start and the resync that follows diffs them against `GET /callcontrol` as usual.
+
+Rows live in the outbox's SQLite file (table `live_calls`), written in the same transaction as the
+webhook events of the step that produced them (`Outbox.transaction`). A crash therefore leaves
+either the old row and none of the step's events, or the new row and all of them: the step is
+never reported twice, and never lost (the resync after the restart replays it from the PBX's
+state). Only the watcher thread writes, and the watcher's start before its thread runs.
+
+A row holds the frozen `Call` (with its legs) and the answered legs' `CallEnded` events kept for
+the recordings pipeline, as JSON. A row that cannot be read (written by an incompatible version,
+damaged) is logged and dropped: its call is then found again by the resync, under a new id.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import types
+import typing
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import datetime
+from typing import Any, Sequence
+
+from gateway.live.model import Call, LastLegGone, Leg
+from gateway.live.webhooks import CallEnded, WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS live_calls (
+    v20_call_id INTEGER PRIMARY KEY,
+    call        TEXT NOT NULL,
+    ends        TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class StoredCall:
+    """One call in progress as stored: the call and the end events of its legs answered so far."""
+
+    call: Call
+    answered_ends: tuple[CallEnded, ...] = ()
+
+
+class CallStore:
+    """Reads and writes the `live_calls` table through an `Outbox` (see the module docstring)."""
+
+    def __init__(self, outbox: Any) -> None:
+        self._outbox = outbox
+        self._has_schema = False
+
+    def load(self) -> list[StoredCall]:
+        """Every stored call in progress; unreadable rows are logged and deleted."""
+        with self._outbox.transaction() as writer:
+            self._schema(writer.db)
+            rows = writer.db.execute("SELECT v20_call_id, call, ends FROM live_calls").fetchall()
+            stored: list[StoredCall] = []
+            for v20_call_id, call_json, ends_json in rows:
+                try:
+                    call = _decode(Call, json.loads(call_json))
+                    ends = tuple(_decode(CallEnded, item) for item in json.loads(ends_json))
+                except (ValueError, TypeError, KeyError) as exc:
+                    logger.warning("call %s: stored state unreadable (%s); dropped, the resync finds the call again",
+                                   v20_call_id, exc)
+                    writer.db.execute("DELETE FROM live_calls WHERE v20_call_id = ?", (v20_call_id,))
+                    continue
+                stored.append(StoredCall(call, ends))
+        return stored
+
+    def commit(self, v20_call_id: int, call: Call | None, webhooks: Sequence[WebhookEvent],
+               answered_ends: Sequence[CallEnded]) -> None:
+        """In one transaction: add `webhooks` to the outbox and store `call` (delete its row when it
+        has ended or is None). Watcher thread only."""
+        with self._outbox.transaction() as writer:
+            for webhook in webhooks:
+                writer.add(webhook.call_key, webhook.params())
+            self._schema(writer.db)
+            if call is None or call.is_ended:
+                writer.db.execute("DELETE FROM live_calls WHERE v20_call_id = ?", (v20_call_id,))
+            else:
+                writer.db.execute(
+                    "INSERT OR REPLACE INTO live_calls (v20_call_id, call, ends) VALUES (?, ?, ?)",
+                    (v20_call_id, json.dumps(_encode(call)), json.dumps([_encode(e) for e in answered_ends])))
+
+    def _schema(self, db: sqlite3.Connection) -> None:
+        if not self._has_schema:
+            db.execute(_SCHEMA)
+            self._has_schema = True
+
+
+# --- JSON: frozen dataclasses with datetimes, tuples and nested dataclasses --------------------------
+
+def _encode(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [_encode(item) for item in value]
+    return value
+
+
+_CLASSES: tuple[type, ...] = (Call, Leg, LastLegGone, CallEnded)
+
+
+def _decode(cls: type, data: dict) -> Any:
+    """An instance of dataclass `cls` from `_encode`'s output; fields not stored take their defaults."""
+    if not isinstance(data, dict):
+        raise TypeError(f"expected an object for {cls.__name__}")
+    hints = typing.get_type_hints(cls)
+    values = {f.name: _value(hints[f.name], data[f.name]) for f in fields(cls) if f.name in data}
+    return cls(**values)
+
+
+def _value(hint: Any, raw: Any) -> Any:
+    if raw is None:
+        return None
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    kind = typing.get_origin(hint) or hint
+    if kind is datetime:
+        return datetime.fromisoformat(raw)
+    if kind is tuple:
+        item = typing.get_args(hint)[0]
+        return tuple(_value(item, each) for each in raw)
+    if kind in _CLASSES:
+        return _decode(kind, raw)
+    return raw
