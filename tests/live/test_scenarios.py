@@ -266,3 +266,37 @@ def test_live_view_finds_a_talking_leg_by_contact_and_far_end(sim, receiver, liv
     assert live.view.busy_dns() == {"101"}
     sim.engine.hang_up(played.call_id)
     receiver.wait_for(3)
+
+
+def test_hunt_queue_the_api_client_cannot_monitor_is_reported_as_one_call(sim, receiver, live):
+    with sim.directory.lock:
+        sim.directory.api_clients[sim.client_id].monitored.remove("801")
+
+    played = sim.play(inbound(CALLER, did=DID).to_queue("801", rings=["103", "104"])
+                      .answered_by("104").talk(5).caller_hangs_up())
+
+    webhooks = received(receiver, live, 4, played.call_id)
+    assert untitled(webhooks) == expect(
+        ringing("103", "queue", 0), ringing("104", "queue", 0),
+        started("hangupincoming", "104", "NotDef", 1),
+        ended("incoming", "104", "Ok", False, 1))
+
+
+def test_call_first_seen_by_a_resync_keeps_its_arrival_time_in_its_id(sim, receiver, live):
+    sim.faults.refuse_websockets(True)
+    sim.faults.drop_websockets()
+    wait_until(lambda: not live.view.is_live)
+    played = sim.play(inbound(CALLER, did=DID).to_extension("101").answered_by("101").talk(1000)
+                      .caller_hangs_up(), wait=False)
+    arrived = sim.engine.call(played.call_id).created_at
+    # The call has been going on for a while when the gateway sees it first.
+    wait_until(lambda: datetime.now(timezone.utc) - arrived > timedelta(seconds=1.5), timeout_s=5)
+
+    sim.faults.refuse_websockets(False)
+    receiver.wait_for(1)
+    sim.engine.hang_up(played.call_id)
+
+    webhooks = receiver.wait_for(2)
+    prefix = f"{arrived.astimezone(ZoneInfo('Europe/Prague')):%y%m%d%H%M%S}_{played.call_id}"
+    assert [(w.params["event"], w.params["id"]) for w in webhooks] == [
+        ("hangupincoming", f"{prefix}-1"), ("incoming", f"{prefix}-1")]

@@ -152,6 +152,24 @@ def test_flow2_hunt_agent_ring_timeout_removes_only_that_agent(sim, pbx):
     assert has(second, dn="104", status="Ringing", on_behalf_of_dn="801", callid=call.callid)
 
 
+def test_flow2b_hunt_queue_not_monitored_shows_nothing_of_the_call_between_two_agents(sim):
+    slow_timeouts(sim.directory)
+    sim.directory.queues["801"].ring_timeout_s = 5        # Hunt over 103, 104, 105
+    recorder = Recorder(sim.engine, [dn for dn in sim.api_client.monitored if dn != "801"])
+    sim.engine.subscribe(recorder)
+    try:
+        call = sim.engine.inbound(CALLER, destination="801")
+        events = recorder.take(3)
+        sim.engine.hang_up(call.callid)
+    finally:
+        sim.engine.unsubscribe(recorder)
+
+    (kind1, _, first), (kind2, path2, _), (kind3, _, second) = events[:3]
+    assert kind1 == UPSERT and has(first, dn="103", status="Ringing", on_behalf_of_dn="801")
+    assert (kind2, path2) == (REMOVE, entity("103", first))
+    assert kind3 == UPSERT and has(second, dn="104", status="Ringing", on_behalf_of_dn="801", callid=call.callid)
+
+
 def test_flow2_queue_master_timeout_ends_call(sim, pbx):
     engine, recorder = pbx
     sim.directory.queues["800"].master_timeout_s = 5

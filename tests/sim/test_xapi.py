@@ -384,6 +384,24 @@ def test_active_calls_list_and_drop(sim, xapi):
     assert wait_until(lambda: sim.engine.calls_active() == 0, timeout_s=5)
 
 
+def test_active_call_keeps_its_arrival_time_after_the_answer(sim, xapi):
+    from gateway.sim.scenarios import inbound
+
+    played = sim.play(inbound("+420774852529").to_extension("101").rings(10).answered_by("101").talk(1000),
+                      wait=False)
+    arrived = sim.engine.call(played.call_id).created_at
+    wait_until(lambda: sim.engine.call(played.call_id).is_established, timeout_s=5)
+
+    [row] = xapi.values("/ActiveCalls")
+
+    established = datetime.fromisoformat(row["EstablishedAt"].replace("Z", "+00:00"))
+    server_now = datetime.fromisoformat(row["ServerNow"].replace("Z", "+00:00"))
+    assert row["Status"] == "Talking" and row["Caller"] == "+420774852529" and row["Callee"].startswith("101 ")
+    assert abs((established - arrived).total_seconds()) < 0.001
+    assert server_now > established
+    sim.engine.hang_up(played.call_id)
+
+
 def test_drop_of_unknown_call_is_404(xapi):
     assert_error(xapi.post("/ActiveCalls(999999)/Pbx.DropCall"), 404)
 
