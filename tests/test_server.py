@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 
+import pytest
 import requests
 
 from gunicorn.workers.gthread import ThreadWorker
@@ -25,12 +28,12 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _write_config(tmp_path, sim, receiver, port: int):
+def _write_config(tmp_path, sim, receiver, port: int, *, webhooks: str = ""):
     path = tmp_path / "config.ini"
     path.write_text(
         f"[pbx]\nurl = {sim.url}\nclient_id = {sim.client_id}\nclient_secret = {sim.client_secret}\n"
         f"[webapi]\nkey = {KEY}\nlisten = 127.0.0.1:{port}\n"
-        f"[webhooks]\nurl = {receiver.url}\n"
+        f"[webhooks]\nurl = {receiver.url}\n{webhooks}"
         f"[recordings]\nmp3_dir = {tmp_path / 'mp3'}\n"
         f"[storage]\nstate_dir = {tmp_path / 'state'}\n", encoding="utf-8")
     return path
@@ -114,3 +117,69 @@ def test_run_serves_sends_webhooks_and_stops_cleanly_on_sigterm(sim, receiver, t
     assert "runtime stopped" in output
     assert KEY not in output and sim.client_secret not in output
     assert "/webapi/***/all.queue.get" in output
+
+
+def _health(base: str) -> dict:
+    return requests.get(f"{base}/healthz", timeout=2).json()
+
+
+def _is_settled(base: str) -> bool:
+    """Nothing left to send and no call in progress, as /healthz reports it."""
+    try:
+        report = _health(base)
+    except requests.RequestException:
+        return False
+    return report["outbox"]["pending"] == 0 and report["events"]["calls"] == 0 and report["events"]["synced"]
+
+
+def _duration_s(title: str) -> int:
+    hours, minutes, seconds = re.search(r"duration (\d\d):(\d\d):(\d\d)", title).groups()
+    return int(hours) * 3600 + int(minutes) * 60 + int(seconds)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["stopped with SIGTERM", "killed with SIGKILL"])
+def test_call_talking_across_a_restart_keeps_its_id_and_ends_once(sim, receiver, tmp_path, stop):
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    config_path = _write_config(tmp_path, sim, receiver, port, webhooks="end_grace_s = 0.5\n")
+    first = _start(config_path, start_new_session=True)
+    try:
+        wait_until(lambda: _healthy(base), timeout_s=30, interval_s=0.2)
+        done = sim.play(inbound("+420602111222").to_extension("102").answered_by("102").talk(1).caller_hangs_up())
+        talking = sim.play(inbound("+420774852529").to_extension("101").answered_by("101").talk(100_000)
+                           .caller_hangs_up(), wait=False)
+        receiver.wait_for(6)                    # the first call's 3 events and FILES, the second's ringing and start
+        answered_by = time.time()
+        wait_until(lambda: _health(base)["outbox"]["delivered"] == 6, timeout_s=10)
+        # The call goes on for a while before the service stops, so a duration counted from the
+        # restart would be visibly shorter than the real one.
+        wait_until(lambda: time.time() - answered_by >= 2, timeout_s=5)
+    finally:
+        os.killpg(first.pid, stop)
+        first.communicate(timeout=30)
+
+    second = _start(config_path)
+    try:
+        wait_until(lambda: _healthy(base), timeout_s=30, interval_s=0.2)
+        sim.engine.hang_up(talking.call_id)
+        hung_up_at = time.time()
+        receiver.wait_for(8)
+        wait_until(lambda: _is_settled(base), timeout_s=15)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.communicate(timeout=30)
+
+    webhooks = list(receiver.received)
+    assert len(webhooks) == 8, [(w.params.get("event"), w.params.get("id")) for w in webhooks]
+    assert len({w.headers["X-Webhook-Id"] for w in webhooks}) == 8
+    calls: dict[str, list[tuple[str, str]]] = {}
+    for webhook in webhooks:
+        prefix, link = webhook.params["id"].rsplit("-", 1)
+        calls.setdefault(prefix, []).append((webhook.params.get("event", "FILES"), link))
+    assert len(calls) == 2
+    [ongoing] = [prefix for prefix in calls if prefix.endswith(f"_{talking.call_id}")]
+    assert all(events == [("ringing", "0"), ("hangupincoming", "1"), ("incoming", "1"), ("FILES", "1")]
+               for events in calls.values())
+    [end] = [w.params for w in webhooks if w.params.get("event") == "incoming" and w.params["id"] == f"{ongoing}-1"]
+    assert _duration_s(end["title"]) >= int(hung_up_at - answered_by) - 1
+    assert done.call_id != talking.call_id
