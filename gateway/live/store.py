@@ -9,7 +9,9 @@ Rows live in the outbox's SQLite file (table `live_calls`), written in the same 
 webhook events of the step that produced them (`Outbox.transaction`). A crash therefore leaves
 either the old row and none of the step's events, or the new row and all of them: the step is
 never reported twice, and never lost (the resync after the restart replays it from the PBX's
-state). Only the watcher thread writes, and the watcher's start before its thread runs.
+state). Which steps are written is the watcher's choice (`Watcher._feed`: every step with webhooks,
+and the steps that create, end or start the grace period of a call). Only the watcher thread
+writes, and the watcher's start before its thread runs.
 
 A row holds the frozen `Call` (with its legs) and the answered legs' `CallEnded` events kept for
 the recordings pipeline, as JSON. A row that cannot be read (written by an incompatible version,

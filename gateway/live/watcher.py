@@ -249,14 +249,21 @@ class Watcher:
 
     def _feed(self, v20_call_id: int, event: MachineEvent) -> None:
         """Advance one call; commit its webhook events and its new state in one transaction, then
-        update the table."""
+        update the table.
+
+        A step that makes no webhook is stored only when it creates the call (its arrival time),
+        ends it or starts its grace period (when its last leg went). Other such steps are not
+        written: after a crash the resync replays them from the PBX's state, exactly as it replays
+        a step whose commit the crash prevented, and a busy PBX costs no extra disk syncs.
+        """
         before = self._table.get(v20_call_id)
         call, webhooks = advance(before, event, self._rules)
         if call is None or (call == before and not webhooks):
             return
         ends = self._answered_ends.get(v20_call_id, []) + [
             w for w in webhooks if isinstance(w, CallEnded) and w.is_answered]
-        self._store.commit(v20_call_id, call, webhooks, ends)
+        if webhooks or before is None or call.is_ended or call.is_ending:
+            self._store.commit(v20_call_id, call, webhooks, ends)
         for webhook in webhooks:
             self.recorder.webhook(webhook.call_key, webhook.params())
         if ends:
