@@ -151,7 +151,13 @@ class Watcher:
         stream's thread starts, so the watcher is still the only writer); the first resync then
         diffs them against the PBX."""
         with self._lock:
-            for stored in self._store.load():
+            try:
+                restored = self._store.load()
+            except Exception:
+                logger.exception("cannot read the calls in progress stored by the previous run; the resync "
+                                 "finds them again, as new calls")
+                return
+            for stored in restored:
                 self._table.put(stored.call)
                 if stored.answered_ends:
                     self._answered_ends[stored.call.v20_call_id] = list(stored.answered_ends)
