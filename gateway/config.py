@@ -219,8 +219,8 @@ class WebhooksConfig:
     retry_hours: int = setting(positive_int, "24", "How long a webhook is retried before it is marked failed")
     keep_delivered_days: int = setting(days, "7", "Delivered webhooks stay in the outbox this long for inspection")
     purge_time: str = setting(hhmm, "04:30", "Time of day (PBX time zone) of the nightly purge of delivered webhooks")
-    end_grace_s: float = setting(seconds_or_zero, "3",
-                                 "How long a call with no monitored leg left waits before its end is final (0: at once)")
+    end_grace_s: float = setting(seconds_or_zero, "3", "How long a call with no monitored leg left waits "
+                                 "before its end is final (0: at once)")
 
 
 @dataclass(frozen=True)

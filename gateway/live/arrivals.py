@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from gateway.live.model import Leg
+from gateway.live.ports import EntityLister
 from gateway.pbx.errors import PbxError
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class ActiveCall:
         return now - max(timedelta(0), self.server_now - self.established_at)
 
 
-def read_active_calls(xapi: Any) -> list[ActiveCall]:
+def read_active_calls(xapi: EntityLister) -> list[ActiveCall]:
     """The PBX's active calls; [] (logged) when XAPI cannot be read or a row has no usable time."""
     try:
         rows = xapi.list("ActiveCalls")

@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from gateway.live.model import Call, LastLegGone, Leg
+from gateway.live.ports import WebhookSink
 from gateway.live.webhooks import CallEnded, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class StoredCall:
 class CallStore:
     """Reads and writes the `live_calls` table through an `Outbox` (see the module docstring)."""
 
-    def __init__(self, outbox: Any) -> None:
+    def __init__(self, outbox: WebhookSink) -> None:
         self._outbox = outbox
         self._has_schema = False
 
@@ -111,7 +112,7 @@ def _encode(value: Any) -> Any:
 _CLASSES: tuple[type, ...] = (Call, Leg, LastLegGone, CallEnded)
 
 
-def _decode(cls: type, data: dict) -> Any:
+def _decode(cls: type, data: dict[str, Any]) -> Any:
     """An instance of dataclass `cls` from `_encode`'s output; fields not stored take their defaults."""
     if not isinstance(data, dict):
         raise TypeError(f"expected an object for {cls.__name__}")

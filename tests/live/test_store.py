@@ -27,12 +27,12 @@ def talking_call() -> tuple[Call, list]:
     call, out = advance(None, seen("102", 1, "Ringing", 0), RULES)
     call, more = advance(call, seen("102", 1, "Connected", 5), RULES)
     out += more
-    call, more = advance(call, seen("101", 2, "Ringing", 20, referred_by_dn="102", referred_by_type="Wextension"), RULES)
+    by_102 = {"referred_by_dn": "102", "referred_by_type": "Wextension"}
+    call, more = advance(call, seen("101", 2, "Ringing", 20, **by_102), RULES)
     out += more
     call, more = advance(call, LegGone("102", 1, at(20)), RULES)
     out += more
-    call, more = advance(call, seen("101", 2, "Connected", 25, referred_by_dn="102", referred_by_type="Wextension"),
-                         RULES)
+    call, more = advance(call, seen("101", 2, "Connected", 25, **by_102), RULES)
     return call, out + more
 
 

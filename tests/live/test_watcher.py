@@ -355,7 +355,8 @@ def test_restart_remembers_legs_already_finished_in_a_transfer(parts):
     after.watcher.handle(remove("103", 2))
 
     assert [(p["event"], p["user"], p["id"]) for _k, p in after.sent()] == [
-        ("ringing", "101", "261124100000_698-0"), ("hangupincoming", "101", "261124100000_698-1"), ("incoming", "101", "261124100000_698-1"),
+        ("ringing", "101", "261124100000_698-0"), ("hangupincoming", "101", "261124100000_698-1"),
+        ("incoming", "101", "261124100000_698-1"),
         ("ringing", "103", "261124100000_698-2"), ("hangupincoming", "103", "261124100000_698-2"),
         ("incoming", "103", "261124100000_698-2")]
     [(_call, ends)] = after.ended
@@ -396,7 +397,9 @@ def test_unreadable_stored_call_is_dropped_and_found_again_by_the_resync(parts, 
 
 def _active(caller: str, callee: str, established_s: float, server_now_s: float, call_id: int = 77) -> dict:
     """An /ActiveCalls row with times on the PBX's clock (T0 + seconds)."""
-    stamp = lambda s: (T0 + timedelta(seconds=s)).isoformat().replace("+00:00", "Z")
+    def stamp(seconds: float) -> str:
+        return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
     return {"Id": call_id, "Caller": caller, "Callee": callee, "Status": "Talking",
             "EstablishedAt": stamp(established_s), "LastChangeStatus": stamp(server_now_s),
             "ServerNow": stamp(server_now_s)}
