@@ -145,7 +145,7 @@ def test_call_talking_across_a_restart_keeps_its_id_and_ends_once(sim, receiver,
     first = _start(config_path, start_new_session=True)
     try:
         wait_until(lambda: _healthy(base), timeout_s=30, interval_s=0.2)
-        done = sim.play(inbound("+420602111222").to_extension("102").answered_by("102").talk(1).caller_hangs_up())
+        done = sim.play(inbound("+420602111222").to_extension("102").answered_by("102").talk(25).caller_hangs_up())
         talking = sim.play(inbound("+420774852529").to_extension("101").answered_by("101").talk(100_000)
                            .caller_hangs_up(), wait=False)
         receiver.wait_for(6)                    # the first call's 3 events and FILES, the second's ringing and start
