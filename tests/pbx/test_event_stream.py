@@ -275,3 +275,18 @@ def test_events_during_on_connect_are_delivered_after_it_returns(pbx):
     wait_until(lambda: pbx.recorder.count("message") >= 2)
     assert during == [0]
     assert pbx.recorder.log[0] == ("connect",)
+
+
+def test_on_tick_runs_in_the_events_thread_while_connected(sim, pbx):
+    ticks: list[tuple[str, bool]] = []
+    pbx.stream.set_handlers(pbx.recorder.on_message, pbx.recorder.on_connect, pbx.recorder.on_disconnect,
+                            on_tick=lambda: ticks.append((threading.current_thread().name, pbx.stream.is_connected)))
+    start_connected(pbx)
+    wait_until(lambda: len(ticks) >= 2, timeout_s=5)
+
+    sim.faults.drop_websockets()
+    wait_until(lambda: pbx.stream.connects == 2 and pbx.stream.is_connected, timeout_s=5)
+    count = len(ticks)
+
+    wait_until(lambda: len(ticks) >= count + 2, timeout_s=5)
+    assert set(ticks) == {("events", True)}
