@@ -2,7 +2,8 @@
 
 Inputs are `LegSeen` (a leg's current reading, after an Upsert or found by a resync), `LegGone`
 (a leg removed) and `GraceOver` (a call's end becomes final). No I/O, no clock (timestamps come in
-the events), no globals; every transition is logged here and only here. Webhook rules follow 003 ("Webhook Generator"):
+the events), no globals; every transition is logged here and only here. Webhook rules follow 003
+("Webhook Generator"):
 
 - ringing: for each extension leg offered the call (not the one placing it); every leg rung at one
   stage shares the call link; nothing when one stops ringing while the call goes on (unless

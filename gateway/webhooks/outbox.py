@@ -29,10 +29,10 @@ import logging
 import sqlite3
 import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
 from gateway.clock import Clock
@@ -303,11 +303,7 @@ class OutboxWriter:
     @staticmethod
     def skipped(call_key: str, params: dict[str, Any], method: str | None) -> str:
         """Check an event as add() would and return a fresh id without recording it (webhooks off)."""
-        if not isinstance(params, dict):
-            raise TypeError("params must be a dict")
-        if method is not None and method not in ("GET", "POST"):
-            raise ValueError(f"method must be None, 'GET' or 'POST', got {method!r}")
-        event_id = uuid.uuid4().hex
+        event_id = _new_event_id(params, method)
         logger.debug("webhooks are off; event %s of call %s not recorded", event_id, call_key)
         return event_id
 
@@ -315,11 +311,7 @@ class OutboxWriter:
         """Store one event (see Outbox.add); committed with the transaction."""
         if not self._is_enabled:
             return self.skipped(call_key, params, method)
-        if not isinstance(params, dict):
-            raise TypeError("params must be a dict")
-        if method is not None and method not in ("GET", "POST"):
-            raise ValueError(f"method must be None, 'GET' or 'POST', got {method!r}")
-        event_id = uuid.uuid4().hex
+        event_id = _new_event_id(params, method)
         body = json.dumps(params, ensure_ascii=False)
         now = self._now
         self.db.execute(
@@ -328,6 +320,15 @@ class OutboxWriter:
             (event_id, call_key, body, method, now, now, now))
         self.added += 1
         return event_id
+
+
+def _new_event_id(params: dict[str, Any], method: str | None) -> str:
+    """A fresh event id (uuid4 hex), once `params` and `method` are checked."""
+    if not isinstance(params, dict):
+        raise TypeError("params must be a dict")
+    if method is not None and method not in ("GET", "POST"):
+        raise ValueError(f"method must be None, 'GET' or 'POST', got {method!r}")
+    return uuid.uuid4().hex
 
 
 class _Transaction:
