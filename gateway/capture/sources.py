@@ -31,7 +31,8 @@ def header(config: Config, source: str) -> Record:
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "anonymized": False,
             "rules": {"timezone": config.pbx.timezone, "answer_event": config.webhooks.answer_event,
                       "ringing_cancelled": config.webhooks.ringing_cancelled,
-                      "internal_calls": config.webhooks.internal_calls}}
+                      "internal_calls": config.webhooks.internal_calls,
+                      "end_grace_s": config.webhooks.end_grace_s}}
 
 
 def snapshot(recorder: Recorder, callcontrol: Any, xapi: Any) -> Callable[[], list[Record]]:

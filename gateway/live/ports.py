@@ -55,10 +55,14 @@ class WebhookWriter(Protocol):
 
 
 class WebhookSink(Protocol):
-    """Where webhook events are written before anything else happens (the outbox); `transaction()`
-    commits events together with other rows of the same SQLite file (the live call table's)."""
+    """Where webhook events are written before anything else happens (the outbox)."""
 
     def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None) -> str: ...
+
+
+class WebhookTransactions(WebhookSink, Protocol):
+    """The outbox's transactions: events committed together with other rows of the same SQLite
+    file (the live call table's, gateway/live/store.py)."""
 
     def transaction(self) -> AbstractContextManager[WebhookWriter]: ...
 

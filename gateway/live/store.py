@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from gateway.live.model import Call, LastLegGone, Leg
-from gateway.live.ports import WebhookSink
+from gateway.live.ports import WebhookTransactions
 from gateway.live.webhooks import CallEnded, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class StoredCall:
 class CallStore:
     """Reads and writes the `live_calls` table through an `Outbox` (see the module docstring)."""
 
-    def __init__(self, outbox: WebhookSink) -> None:
+    def __init__(self, outbox: WebhookTransactions) -> None:
         self._outbox = outbox
         self._has_schema = False
 

@@ -104,7 +104,9 @@ class Watcher:
 
     Only the event stream's thread (or a test calling `handle`) writes to the table. `on_call_ended
     (call, ended_events)` runs after a call completely ends, with the CallEnded events of its
-    answered legs (the recordings pipeline uses it).
+    answered legs (the recordings pipeline uses it). With a `store` (the service's), each step is
+    committed there with its webhook events and the stored calls are loaded at start; without one
+    (capture, replay) webhook events go to `outbox` and nothing outlives the process.
     """
 
     def __init__(self, stream: EventSource, callcontrol: CallStates, xapi: EntityLister, table: CallTable,
@@ -119,7 +121,8 @@ class Watcher:
         self._callcontrol = callcontrol
         self._xapi = xapi
         self._table = table
-        self._store = store or CallStore(outbox)
+        self._outbox = outbox
+        self._store = store                 # None: calls in progress are not kept across a restart
         self._rules = Rules.from_config(config)
         self._on_call_ended = on_call_ended
         self._dids = DidNames(xapi, clock=clock)
@@ -150,6 +153,8 @@ class Watcher:
         """Put the calls in progress stored by the previous run back into the table (before the
         stream's thread starts, so the watcher is still the only writer); the first resync then
         diffs them against the PBX."""
+        if self._store is None:
+            return
         with self._lock:
             try:
                 restored = self._store.load()
@@ -268,7 +273,10 @@ class Watcher:
             return
         ends = self._answered_ends.get(v20_call_id, []) + [
             w for w in webhooks if isinstance(w, CallEnded) and w.is_answered]
-        if webhooks or before is None or call.is_ended or call.is_ending:
+        if self._store is None:
+            for webhook in webhooks:
+                self._outbox.add(webhook.call_key, webhook.params())
+        elif webhooks or before is None or call.is_ended or call.is_ending:
             self._store.commit(v20_call_id, call, webhooks, ends)
         for webhook in webhooks:
             self.recorder.webhook(webhook.call_key, webhook.params())

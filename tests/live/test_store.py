@@ -11,7 +11,7 @@ from gateway.live.model import Call
 from gateway.live.store import CallStore, StoredCall
 from gateway.live.webhooks import CallEnded
 from gateway.webhooks.outbox import Outbox
-from tests.live.conftest import T0, ZONE, at, seen
+from tests.support.live import T0, ZONE, at, seen
 
 RULES = Rules(timezone=ZONE, end_grace_s=3)
 

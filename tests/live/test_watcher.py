@@ -9,6 +9,7 @@ import pytest
 from gateway.clock import FakeClock
 from gateway.config import from_dict
 from gateway.live.model import CallTable
+from gateway.live.store import CallStore
 from gateway.live.watcher import DidNames, Watcher, WatcherStatus
 from gateway.pbx.errors import PbxNotFound, PbxUnreachable
 from gateway.webhooks.outbox import Outbox
@@ -112,7 +113,8 @@ class Parts:
                             "webhooks": {"url": "http://crm.test/hook", "end_grace_s": str(grace_s)},
                             "storage": {"state_dir": str(state_dir)}}, environ={})
         self.watcher = Watcher(self.stream, self.pbx, self.xapi, self.table, self.outbox, config, clock=self.clock,
-                               on_call_ended=lambda call, ends: self.ended.append((call, ends)))
+                               on_call_ended=lambda call, ends: self.ended.append((call, ends)),
+                               store=CallStore(self.outbox))
         self.watcher.start()
 
     def sent(self) -> list[tuple[str, dict]]:
