@@ -49,6 +49,25 @@ def test_capture_from_the_running_service_replays_to_the_same_webhooks(sim, conf
     assert "replay --check: 4 webhooks, same as recorded" in capsys.readouterr().out
 
 
+def test_capture_of_a_missed_call_replays_its_end_after_the_grace_period(sim, config, live_gateway, receiver,
+                                                                          tmp_path, capsys):
+    wait_until(lambda: live_gateway.live.is_live, timeout_s=10)
+    path = tmp_path / "capture.jsonl"
+
+    def calls():
+        sim.play(inbound(CALLER, did=DID).to_queue("800", rings=["101", "102"]).rings(5).caller_abandons())
+        receiver.wait_for(3)
+
+    status, printed = capture_while(config, path, 2.5, calls, is_started=lambda: live_gateway.recorder.is_recording)
+
+    assert status == 0, printed
+    records = read_records(path)
+    assert records[0]["rules"]["end_grace_s"] == config.webhooks.end_grace_s > 0
+    assert [(r["params"]["event"], r["params"].get("finishtype")) for r in records if r["type"] == "webhook"] == \
+        [("ringing", None), ("ringing", None), ("incoming", "Missed")]
+    assert run_replay(str(path), check=True) == 0, capsys.readouterr().out
+
+
 def test_capture_pseudonymises_numbers_and_names_consistently(sim, config, live_gateway, receiver, tmp_path, capsys):
     wait_until(lambda: live_gateway.live.is_live, timeout_s=10)
     path = tmp_path / "capture.jsonl"
