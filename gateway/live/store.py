@@ -15,7 +15,7 @@ writes, and the watcher's start before its thread runs.
 
 A row holds the frozen `Call` (with its legs) and the answered legs' `CallEnded` events kept for
 the recordings pipeline, as JSON. A row that cannot be read (written by an incompatible version,
-damaged) is logged and dropped: its call is then found again by the resync, under a new id.
+damaged) is logged and dropped: the resync then finds its call again as a new call.
 """
 from __future__ import annotations
 
