@@ -267,6 +267,12 @@ class Engine:
             with self._lock:
                 self._notify(call)   # releases scenarios waiting on these calls
 
+    def restart_call_numbers(self, first: int = 1) -> None:
+        """Number the next calls from `first`, as a PBX does when it restarts (003: call numbers are
+        unique "within the current 3CX session")."""
+        with self._lock:
+            self._callids = itertools.count(first)
+
     def later(self, sim_delay_s: float, fn: Callable[..., None], *args: Any) -> Timer:
         """Run `fn(*args)` after a simulated delay, unless the engine is reset meanwhile."""
         generation = self._generation
