@@ -30,9 +30,32 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the config file; print every problem; exit 1 on any."""
+    from gateway import config as settings
     config = _load_or_exit(args.config)
-    print(f"{config.source}: OK (PBX {config.pbx.url}, listening on {config.webapi.listen})")
+    targets = ", ".join(t.name for t in config.targets) or "none"
+    print(f"{config.source}: OK (PBX {config.pbx.url}, listening on {config.webapi.listen}, "
+          f"webhook targets: {targets})")
+    for warning in settings.warnings(config) + _filter_warnings(config):
+        print(f"warning: {warning}")
     return 0
+
+
+def _filter_warnings(config: Config) -> list[str]:
+    """Target filter values the PBX does not know (asked only when a target filters by number)."""
+    if not any(t.extensions or t.queues or t.ringgroups or t.dids for t in config.extra_targets):
+        return []
+    from gateway.clock import Clock
+    from gateway.doctor import target_filter_warnings
+    from gateway.logs import redact
+    from gateway.pbx.auth import TokenSource
+    from gateway.pbx.http import new_session
+    from gateway.pbx.xapi import XapiClient
+    pbx = config.pbx
+    with new_session(verify_tls=pbx.verify_tls) as session:
+        tokens = TokenSource(session, pbx.url, pbx.client_id, pbx.client_secret, timeout_s=pbx.timeout_s,
+                             clock=Clock())
+        xapi = XapiClient(session, pbx.url, tokens, timeout_s=pbx.timeout_s)
+        return [redact(line, config.secrets()) for line in target_filter_warnings(config, xapi)]
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -49,15 +72,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    """List failed webhooks, or put them back in the queue."""
+    """List failed webhooks (per target), or put them back in the queue."""
     from gateway.clock import Clock
     from gateway.webhooks.outbox import Outbox, list_lines, outbox_path, requeue_ids
     config = _load_or_exit(args.config)
     outbox = Outbox(outbox_path(config.storage.state_dir), clock=Clock())
     if args.action == "requeue":
-        print(f"requeued {requeue_ids(outbox, args.ids or None)} webhook(s)")
+        print(f"requeued {requeue_ids(outbox, args.ids or None, target=args.target)} webhook(s)")
         return 0
-    for line in list_lines(outbox, state=args.state, limit=args.limit):
+    for line in list_lines(outbox, state=args.state, limit=args.limit, target=args.target):
         print(line)
     return 0
 
@@ -128,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("--limit", type=int, default=100)
     outbox.add_argument("--state", default="failed", choices=["failed", "pending", "delivered"],
                         help="which webhooks to list (default failed)")
+    outbox.add_argument("--target", help="only this webhook target ('default' is [webhooks])")
     add("cleanup", cmd_cleanup)
     doctor = add("doctor", cmd_doctor)
     doctor.add_argument("--watch", type=_positive, default=0, metavar="N",

@@ -162,6 +162,43 @@ MAKECALL_DEVICES = ("*Yealink*, *Fanvil*, *snom*, *Grandstream*, *Poly*, *Cisco*
                     "*3CX*App*, *3CX*Mobile*, *Web*")
 
 
+def _items(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def number_list(raw: str) -> frozenset[str]:
+    """Comma-separated DN numbers (extensions, queues, ring groups); empty = no filter."""
+    items = _items(raw)
+    bad = [item for item in items if not item.isdigit() or len(item) > 10]
+    if bad:
+        raise ValueError(f"expected comma-separated numbers such as 101, 102 ({bad[0]!r} is not one)")
+    return frozenset(items)
+
+
+def did_list(raw: str) -> frozenset[str]:
+    """Comma-separated DID rule names or DID numbers; empty = no filter."""
+    items = _items(raw)
+    if any(len(item) > 100 for item in items):
+        raise ValueError("expected comma-separated DID rule names or numbers of at most 100 characters")
+    return frozenset(items)
+
+
+def _choice_list(*choices: str) -> Callable[[str], frozenset[str]]:
+    def parse(raw: str) -> frozenset[str]:
+        items = [item.lower() for item in _items(raw)]
+        bad = [item for item in items if item not in choices]
+        if bad:
+            raise ValueError(f"expected a comma-separated list of {', '.join(choices)} ({bad[0]!r} is not one)")
+        return frozenset(items)
+    return parse
+
+
+DIRECTIONS = ("inbound", "outbound", "internal")
+EVENT_KINDS = ("ringing", "start", "end", "files")
+directions = _choice_list(*DIRECTIONS)
+event_kinds = _choice_list(*EVENT_KINDS)
+
+
 # --- the schema: one frozen dataclass per section; each field's metadata holds its value type,
 # --- default (as written in config.ini; None = required), help text and environment variable.
 
@@ -221,6 +258,28 @@ class WebhooksConfig:
     purge_time: str = setting(hhmm, "04:30", "Time of day (PBX time zone) of the nightly purge of delivered webhooks")
     end_grace_s: float = setting(seconds_or_zero, "3", "How long a call with no monitored leg left waits "
                                  "before its end is final (0: at once)")
+    extra_fields: bool = setting(on_off, "false", "Add chid, inbound_did, callername and phonebook to every webhook")
+
+
+@dataclass(frozen=True)
+class WebhookTargetConfig:
+    """[webhook:NAME]: one more webhook target; any number of such sections. A filter is a
+    comma-separated list, empty = all; an event goes to the target when every filter that is set
+    matches it (gateway.webhooks.routing). The secret's environment variable is per target:
+    GATEWAY_WEBHOOK_<NAME>_SECRET (`target_environment`)."""
+
+    url: str = setting(url, None, "Where this target's webhooks go")
+    method: str = setting(http_method, "GET", "GET sends a query string, POST a JSON object")
+    secret: str = setting(secret, "", "HMAC-SHA256 key for X-Webhook-Signature; or GATEWAY_WEBHOOK_<NAME>_SECRET")
+    timeout_s: float = setting(seconds, "10", "Timeout of one webhook request, in seconds")
+    retry_hours: int = setting(positive_int, "24", "How long a webhook is retried before it is marked failed")
+    extra_fields: bool = setting(on_off, "false", "Add chid, inbound_did, callername and phonebook to every webhook")
+    extensions: frozenset[str] = setting(number_list, "", "Only events whose user is one of these extensions")
+    queues: frozenset[str] = setting(number_list, "", "Only calls that went through one of these queues")
+    ringgroups: frozenset[str] = setting(number_list, "", "Only calls that went through one of these ring groups")
+    dids: frozenset[str] = setting(did_list, "", "Only calls that came in on one of these DIDs (rule names or numbers)")
+    directions: frozenset[str] = setting(directions, "", "Only calls of these directions: inbound, outbound, internal")
+    events: frozenset[str] = setting(event_kinds, "", "Only these events: ringing, start, end, files")
 
 
 @dataclass(frozen=True)
@@ -283,6 +342,50 @@ ENVIRONMENT: dict[tuple[str, str], str] = {
 
 SECRET_KEYS = frozenset(ENVIRONMENT)
 
+TARGET_PREFIX = "webhook:"
+DEFAULT_TARGET = "default"   # the name [webhooks] goes by in the outbox, logs, /healthz and /metrics
+TARGET_SCHEMA: dict[str, Key] = _keys(WebhookTargetConfig)
+_TARGET_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+def target_environment(name: str) -> str:
+    """The environment variable that may hold target `name`'s secret."""
+    return f"GATEWAY_WEBHOOK_{name.upper().replace('-', '_')}_SECRET"
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """Where webhooks go and which ones: `[webhooks]` (named "default") or one `[webhook:NAME]`.
+
+    The fields after `name` are WebhookTargetConfig's; an empty filter selects everything.
+    """
+
+    name: str
+    url: str
+    method: str = "GET"
+    secret: str = ""
+    timeout_s: float = 10.0
+    retry_hours: int = 24
+    extra_fields: bool = False
+    extensions: frozenset[str] = frozenset()
+    queues: frozenset[str] = frozenset()
+    ringgroups: frozenset[str] = frozenset()
+    dids: frozenset[str] = frozenset()
+    directions: frozenset[str] = frozenset()
+    events: frozenset[str] = frozenset()
+
+    @classmethod
+    def default(cls, webhooks: WebhooksConfig) -> WebhookTarget:
+        """The default target: `[webhooks]`, unfiltered."""
+        return cls(name=DEFAULT_TARGET, url=webhooks.url, method=webhooks.method, secret=webhooks.secret,
+                   timeout_s=webhooks.timeout_s, retry_hours=webhooks.retry_hours,
+                   extra_fields=webhooks.extra_fields)
+
+    @classmethod
+    def named(cls, name: str, section: WebhookTargetConfig) -> WebhookTarget:
+        """The target of section [webhook:`name`]."""
+        return cls(name=name, **{f.name: getattr(section, f.name) for f in fields(section)})
+
 
 @dataclass(frozen=True)
 class Config:
@@ -295,10 +398,18 @@ class Config:
     storage: StorageConfig
     logging: LoggingConfig
     source: str = field(default="<dict>", compare=False)
+    extra_targets: tuple[WebhookTarget, ...] = ()   # the [webhook:NAME] sections, in file order
+
+    @property
+    def targets(self) -> tuple[WebhookTarget, ...]:
+        """Every webhook target with a url: [webhooks] (when its url is set) first, then the others."""
+        default = (WebhookTarget.default(self.webhooks),) if self.webhooks.url else ()
+        return default + self.extra_targets
 
     def secrets(self) -> list[str]:
         """Every non-empty secret value, for the log redaction filter."""
         values = [str(getattr(getattr(self, s), k)) for s, k in SECRET_KEYS]
+        values += [target.secret for target in self.extra_targets]
         return [v for v in values if v]
 
 
@@ -308,8 +419,9 @@ def from_dict(values: dict[str, dict[str, str]], source: str = "<dict>",
     env: Mapping[str, str] = os.environ if environ is None else environ
     problems: list[str] = []
     for section in values:
-        if section not in SCHEMA:
-            problems.append(f"{source} [{section}]: unknown section (known: {', '.join(SCHEMA)})")
+        if section not in SCHEMA and not section.startswith(TARGET_PREFIX):
+            problems.append(f"{source} [{section}]: unknown section (known: {', '.join(SCHEMA)}, "
+                            f"{TARGET_PREFIX}NAME)")
     sections: dict[str, Any] = {}
     for section, keys in SCHEMA.items():
         raw_section = values.get(section, {})
@@ -335,9 +447,52 @@ def from_dict(values: dict[str, dict[str, str]], source: str = "<dict>",
                 problems.append(f"{source} [{section}] {key}: {exc}, got {shown}")
         if not problems:
             sections[section] = SECTIONS[section](**parsed)
+    targets = [_target(section, raw, source, env, problems)
+               for section, raw in values.items() if section.startswith(TARGET_PREFIX)]
     if problems:
         raise ConfigError("\n".join(problems))
-    return Config(**sections, source=source)
+    return Config(**sections, source=source, extra_targets=tuple(t for t in targets if t is not None))
+
+
+def _target(section: str, raw_section: dict[str, str], source: str, env: Mapping[str, str],
+            problems: list[str]) -> WebhookTarget | None:
+    """One [webhook:NAME] section as a WebhookTarget; appends to `problems` and returns None if bad."""
+    name = section[len(TARGET_PREFIX):]
+    count = len(problems)
+    if not _TARGET_NAME.fullmatch(name) or name == DEFAULT_TARGET:
+        problems.append(f"{source} [{section}]: expected [{TARGET_PREFIX}NAME] with NAME of letters, digits,"
+                        f" '-' or '_' (not {DEFAULT_TARGET!r}, the name of [webhooks])")
+    for key in raw_section:
+        if key not in TARGET_SCHEMA:
+            problems.append(f"{source} [{section}] {key}: unknown key (known: {', '.join(TARGET_SCHEMA)})")
+    parsed: dict[str, Any] = {}
+    for key, (kind, default, help_text) in TARGET_SCHEMA.items():
+        raw = raw_section.get(key)
+        if key == "secret" and env.get(target_environment(name)):
+            raw = env[target_environment(name)]
+        if raw is None or (raw.strip() == "" and default is None):
+            if default is None:
+                problems.append(f"{source} [{section}] {key}: missing; {help_text}")
+                continue
+            raw = default
+        try:
+            parsed[key] = kind(raw)
+        except ValueError as exc:
+            shown = "<hidden>" if key == "secret" else repr(raw)
+            problems.append(f"{source} [{section}] {key}: {exc}, got {shown}")
+    if len(problems) > count:
+        return None
+    return WebhookTarget.named(name, WebhookTargetConfig(**parsed))
+
+
+def warnings(config: Config) -> list[str]:
+    """Settings that are valid but probably not what the administrator meant (check-config prints them)."""
+    found = []
+    for target in config.extra_targets:
+        if "internal" in target.directions and not config.webhooks.internal_calls:
+            found.append(f"{config.source} [{TARGET_PREFIX}{target.name}] directions: internal calls make no"
+                         " webhooks unless [webhooks] internal_calls = true")
+    return found
 
 
 def load(path: str | Path, environ: dict[str, str] | None = None) -> Config:

@@ -22,13 +22,14 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from gateway.clock import Clock
-from gateway.config import Config
+from gateway.config import Config, WebhookTarget
 from gateway.logs import redact
 from gateway.pbx.auth import TokenSource
 from gateway.pbx.callcontrol import CallControlClient
 from gateway.pbx.errors import PbxAuthFailed, PbxError, PbxRejected, PbxUnreachable
 from gateway.pbx.http import new_session
 from gateway.pbx.xapi import XapiClient
+from gateway.webhooks.routing import unknown_filter_values
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def diagnose(config: Config, *, session: requests.Session | None = None) -> list
             session.close()
     findings.append(check_readings(config))
     findings.append(check_webhook_url(config))
+    findings.extend(check_target_url(target) for target in config.extra_targets)
     findings.extend(check_folders(config))
     findings.extend(check_ffmpeg(config))
     return findings
@@ -236,6 +238,22 @@ def check_watch(config: Config, minutes: float, out: TextIO) -> Finding:
                                 "status, type name and field was understood")
 
 
+def target_filter_warnings(config: Config, xapi: XapiClient) -> list[str]:
+    """Filter values of the webhook targets that name nothing on the PBX (check-config prints them)."""
+    targets = [t for t in config.extra_targets if t.extensions or t.queues or t.ringgroups or t.dids]
+    if not targets:
+        return []
+    known: dict[str, set[str]] = {}
+    try:
+        for entity_set, key in (("Users", "extensions"), ("Queues", "queues"), ("RingGroups", "ringgroups")):
+            known[key] = {str(row["Number"]) for row in xapi.list(entity_set, select="Number") if row.get("Number")}
+        known["dids"] = {str(row.get(field)) for row in xapi.list("InboundRules", select="RuleName,Data")
+                         for field in ("RuleName", "Data") if row.get(field)}
+    except PbxError as exc:
+        return [f"cannot check the webhook target filters against the PBX: {exc}"]
+    return unknown_filter_values(targets, known)
+
+
 # --- webhooks, folders, ffmpeg ----------------------------------------------------------------
 
 def check_webhook_url(config: Config) -> Finding:
@@ -252,6 +270,19 @@ def check_webhook_url(config: Config) -> Finding:
                                          f"outbox and are retried for {config.webhooks.retry_hours} h. Check "
                                          "[webhooks] url, DNS and the firewall")
     return Finding(OK, "webhooks", f"{shown} answers (HTTP {response.status_code} to HEAD)")
+
+
+def check_target_url(target: WebhookTarget) -> Finding:
+    """check_webhook_url for one [webhook:NAME] target."""
+    check, shown = f"webhook:{target.name}", _without_query(target.url)
+    try:
+        response = requests.head(target.url, timeout=target.timeout_s, allow_redirects=False,
+                                 headers={"User-Agent": "3cx-gateway doctor"})
+    except requests.RequestException as exc:
+        return Finding(WARN, check, f"cannot reach {shown} ({type(exc).__name__}): its webhooks wait in the "
+                                    f"outbox and are retried for {target.retry_hours} h; other targets are "
+                                    f"not delayed. Check [webhook:{target.name}] url, DNS and the firewall")
+    return Finding(OK, check, f"{shown} answers (HTTP {response.status_code} to HEAD)")
 
 
 def _without_query(url: str) -> str:

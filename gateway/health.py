@@ -45,8 +45,14 @@ def assess(services: Services) -> tuple[bool, dict[str, Any]]:
     if age is not None and age > STALE_EVENTS_S:
         warnings.append(f"no call event for {int(age)} s")
     outbox = services.outbox.counts()
-    if outbox.get("failed"):
-        warnings.append(f"{outbox['failed']} webhook(s) failed; see `3cx-gateway outbox list`")
+    targets = services.delivery.status()
+    for name, target in services.outbox.counts_by_target().items():
+        if target.get("failed"):
+            warnings.append(f"{target['failed']} webhook(s) to target {name} failed; "
+                            f"see `3cx-gateway outbox list --target {name}`")
+        if name not in targets and target.get("pending"):
+            warnings.append(f"{target['pending']} webhook(s) wait for target {name}, which is no longer "
+                            "configured; see `3cx-gateway outbox list`")
     recordings = services.recordings.status()
     if recordings.last_error:
         warnings.append(f"recordings: {recordings.last_error}")
@@ -62,6 +68,7 @@ def assess(services: Services) -> tuple[bool, dict[str, Any]]:
         "pbx": {"token_valid": token.valid, "token_expires_in_s": token.expires_in_s},
         "events": asdict(events),
         "outbox": outbox,
+        "webhook_targets": {name: asdict(status) for name, status in targets.items()},
         "recordings": asdict(recordings),
         "disk_free_bytes": free,
     }

@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from gateway.webhooks.outbox import STATES
+
 if TYPE_CHECKING:
     from gateway.services import Services
 
@@ -34,9 +36,16 @@ class _StateCollector:
 
     def collect(self) -> Iterator[Metric]:
         webhooks = GaugeMetricFamily("gateway_webhooks", "Webhooks in the outbox by state", labels=["state"])
-        for state, count in self._services.outbox.counts().items():
-            webhooks.add_metric([state], count)
+        by_target = self._services.outbox.counts_by_target()
+        for state in STATES:
+            webhooks.add_metric([state], sum(counts[state] for counts in by_target.values()))
         yield webhooks
+        targets = GaugeMetricFamily("gateway_webhook_target", "Webhooks in the outbox by target and state",
+                                    labels=["target", "state"])
+        for name in sorted({*by_target, *(t.name for t in self._services.config.targets)}):
+            for state in STATES:
+                targets.add_metric([name, state], by_target.get(name, {}).get(state, 0))
+        yield targets
         events = self._services.watcher.status()
         yield GaugeMetricFamily("gateway_event_stream_connected", "1 when the Call Control event stream is up",
                                 value=1 if events.connected else 0)

@@ -72,8 +72,8 @@ class Runtime:
             schedule_outbox_purge(self._scheduler, s.config, s.outbox, s.clock)
             self._scheduler.start()
             self.is_running = True
-            logger.info("runtime started: pbx %s, webhooks %s", s.config.pbx.url,
-                        "on" if s.config.webhooks.url else "off")
+            logger.info("runtime started: pbx %s, webhook targets %s", s.config.pbx.url,
+                        ", ".join(t.name for t in s.config.targets) or "off")
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop taking events, finish in-flight conversions and deliveries, then close."""

@@ -14,6 +14,7 @@ from gateway.config import Config
 from gateway.live.model import CallTable
 from gateway.live.recorder import Recorder
 from gateway.live.store import CallStore
+from gateway.live.phonebook import Phonebook
 from gateway.live.view import LiveView
 from gateway.live.watcher import Watcher
 from gateway.metrics import Metrics
@@ -23,8 +24,9 @@ from gateway.pbx.stream import EventStream
 from gateway.pbx.http import new_session
 from gateway.pbx.xapi import XapiClient
 from gateway.recordings.pipeline import RecordingPipeline
-from gateway.webhooks.delivery import Delivery
+from gateway.webhooks.delivery import Deliveries
 from gateway.webhooks.outbox import Outbox, outbox_path
+from gateway.webhooks.routing import Router
 
 
 class Services:
@@ -46,14 +48,16 @@ class Services:
         self.stream = EventStream(pbx.url, self.tokens, verify_tls=pbx.verify_tls)
         self.table = CallTable()
         self.outbox = Outbox(outbox_path(config.storage.state_dir), clock=self.clock,
-                             enabled=bool(config.webhooks.url))
-        self.delivery = Delivery(self.outbox, config.webhooks, clock=self.clock)
-        self.recordings = RecordingPipeline(config, self.xapi, self.outbox, clock=self.clock)
+                             enabled=bool(config.targets))
+        self.delivery = Deliveries(self.outbox, config.targets, clock=self.clock)
+        self.phonebook = Phonebook(self.xapi, clock=self.clock)
+        self.webhooks = Router(self.outbox, config.targets, phonebook=self.phonebook.name_of)
+        self.recordings = RecordingPipeline(config, self.xapi, self.webhooks, clock=self.clock)
         self.recorder = Recorder(self.clock)    # copies the watcher's traffic to `3cx-gateway capture`
         self.watcher = Watcher(self.stream, self.recorder.reads("callcontrol", self.callcontrol),
-                               self.recorder.reads("xapi", self.xapi), self.table, self.outbox,
+                               self.recorder.reads("xapi", self.xapi), self.table, self.webhooks,
                                config, clock=self.clock, on_call_ended=self.recordings.call_ended,
-                               recorder=self.recorder, store=CallStore(self.outbox))
+                               recorder=self.recorder, store=CallStore(self.webhooks))
         self.live = LiveView(self.table, self.watcher, self.callcontrol)
         self.control = ControlServer(self)      # local socket: capture and doctor ask the service
         from gateway.runtime import Runtime  # runtime wires threads around the parts above

@@ -181,3 +181,16 @@ def test_doctor_missing_ffmpeg_fails(config, capsys, monkeypatch, tmp_path):
     assert status == 1
     assert line_of(out, "ffmpeg").startswith("FAIL ")
     assert line_of(out, "ffprobe").startswith("FAIL ")
+
+
+def test_doctor_checks_each_named_webhook_target(receiver, config, capsys):
+    from gateway.config import WebhookTarget
+    config = replace(config, extra_targets=(WebhookTarget("crm", closed_port_url("/crm?key=t0p-s3cret")),
+                                            WebhookTarget("helpdesk", receiver.url)))
+
+    status, out = doctor(config, capsys)
+
+    assert status == 0
+    assert line_of(out, "webhook:crm").startswith("WARN ") and "other targets are not delayed" in out
+    assert line_of(out, "webhook:helpdesk").startswith("OK ")
+    assert "t0p-s3cret" not in out and receiver.received == []

@@ -1,10 +1,10 @@
 """Regenerate the README's generated tables from the code: `python tools/readme_tables.py [--check]`.
 
-Sources: gateway.config.SCHEMA, read from the config section dataclasses' field metadata
-(configuration table), and gateway.webapi.registry.REGISTRY (command table: each command's
-parameters and docstring). A command's status comes from its docstring: a paragraph starting
-"Not possible on v20:" means 501, one starting "Difference on v20:" names a difference; otherwise
-it works as the legacy product did.
+Sources: gateway.config.SCHEMA, read from the config section dataclasses' field metadata, and
+TARGET_SCHEMA for [webhook:NAME] (configuration table), and gateway.webapi.registry.REGISTRY
+(command table: each command's parameters and docstring). A command's status comes from its
+docstring: a paragraph starting "Not possible on v20:" means 501, one starting "Difference on
+v20:" names a difference; otherwise it works as the legacy product did.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.config import ENVIRONMENT, SCHEMA  # noqa: E402
+from gateway.config import ENVIRONMENT, SCHEMA, TARGET_PREFIX, TARGET_SCHEMA  # noqa: E402
 from gateway.webapi import commands  # noqa: E402,F401  (registers the commands)
 from gateway.webapi.registry import REGISTRY  # noqa: E402
 
@@ -32,6 +32,11 @@ def config_table() -> str:
             env = ENVIRONMENT.get((section, key))
             meaning = help_text if not env or env in help_text else f"{help_text}; or {env}"
             rows.append(f"| `[{section}]` | `{key}` | {shown} | {_cell(meaning)} |")
+        if section == "webhooks":
+            for key, (_kind, default, help_text) in TARGET_SCHEMA.items():
+                empty = "(empty)" if key == "secret" else "(empty: all)"
+                shown = "(required)" if default is None else (f"`{default}`" if default else empty)
+                rows.append(f"| `[{TARGET_PREFIX}NAME]` | `{key}` | {shown} | {_cell(help_text)} |")
     return "\n".join(rows)
 
 

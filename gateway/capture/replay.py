@@ -23,6 +23,7 @@ from gateway.live.unknowns import Unknowns
 from gateway.live.watcher import Watcher
 from gateway.live.model import CallTable
 from gateway.pbx import errors as pbx_errors
+from gateway.webhooks.routing import RoutedEvent
 
 logger = logging.getLogger(__name__)
 
@@ -148,10 +149,10 @@ class _Outbox:
         self.webhooks: list[Webhook] = []
         self.is_muted = False
 
-    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None) -> str:
+    def publish(self, event: RoutedEvent, writer: object = None) -> list[str]:
         if not self.is_muted:
-            self.webhooks.append(Webhook(call_key, {key: str(value) for key, value in params.items()}))
-        return f"replay-{len(self.webhooks)}"
+            self.webhooks.append(Webhook(event.call_key, {key: str(value) for key, value in event.params().items()}))
+        return [f"replay-{len(self.webhooks)}"]
 
 
 def _no_tick() -> None:

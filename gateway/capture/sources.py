@@ -19,6 +19,7 @@ from gateway.live.model import CallTable
 from gateway.live.recorder import Capture, Record, Recorder
 from gateway.live.watcher import Watcher
 from gateway.pbx.errors import PbxError
+from gateway.webhooks.routing import RoutedEvent
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +78,8 @@ def capture_service(services: Any, seconds: float, *, is_stopped: Callable[[], b
 class _Discard:
     """The outbox of a read-only watcher: webhooks are recorded, never queued or sent."""
 
-    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None) -> str:
-        return ""
+    def publish(self, event: RoutedEvent, writer: object = None) -> list[str]:
+        return []
 
 
 def capture_direct(config: Config, seconds: float) -> Iterator[Record]:

@@ -35,6 +35,7 @@ from gateway.live.webhooks import (CallEnded, CallStarted, Ringing, RingingCance
                                  end_title, trtype_for, usertype_for)
 from gateway.live.ids import call_link_id, call_prefix
 from gateway.live.model import Call, LastLegGone, Leg
+from gateway.webhooks.routing import Facts
 
 if TYPE_CHECKING:
     from gateway.config import Config
@@ -187,7 +188,8 @@ def _answered(call: Call, leg: Leg, at: datetime, rules: Rules) -> tuple[Call, L
     started = CallStarted(
         call_key=_key(call, rules), id=call_link_id(call.arrived_at, call.v20_call_id, link, rules.timezone),
         event=f"{rules.answer_event}{direction}", callerid=_callerid(call, leg), user=leg.dn,
-        did=call.did if direction == "incoming" else None, trtype=trtype_for(leg.transfer_kind))
+        did=call.did if direction == "incoming" else None, trtype=trtype_for(leg.transfer_kind),
+        facts=_facts(call, leg, leg.dn))
     return call, leg, [started]
 
 
@@ -239,7 +241,8 @@ def _ringing(kind: type[Ringing], call: Call, leg: Leg, rules: Rules) -> Ringing
     return kind(call_key=_key(call, rules),
                 id=call_link_id(call.arrived_at, call.v20_call_id, leg.link, rules.timezone),
                 callerid=_callerid(call, leg), user=leg.dn,
-                usertype=usertype_for(leg.via_kind), did=call.did)
+                usertype=usertype_for(leg.via_kind), did=call.did,
+                facts=_facts(call, leg, leg.dn))
 
 
 def _ended(call: Call, leg: Leg, at: datetime, rules: Rules, *, transfer_to: str,
@@ -256,7 +259,7 @@ def _ended(call: Call, leg: Leg, at: datetime, rules: Rules, *, transfer_to: str
                         missed_at="", transfer_to=transfer_to,
                         duration_s=(at - (leg.answered_at or at)).total_seconds(), is_found_by_resync=is_resync),
         v20_call_id=call.v20_call_id, dn=leg.dn, participant_id=leg.participant_id,
-        answered_at=leg.answered_at, ended_at=at)
+        answered_at=leg.answered_at, ended_at=at, facts=_facts(call, leg, leg.dn))
 
 
 def _missed(call: Call, last: Leg, at: datetime, rules: Rules, is_resync: bool) -> CallEnded | None:
@@ -278,7 +281,8 @@ def _missed(call: Call, last: Leg, at: datetime, rules: Rules, is_resync: bool) 
         title=end_title(direction=direction, external=external, did=call.did, user=user, is_answered=False,
                         missed_at=missed_at if direction == "incoming" else "", transfer_to="",
                         duration_s=(at - since).total_seconds(), is_found_by_resync=is_resync),
-        v20_call_id=call.v20_call_id, dn=user, participant_id=last.participant_id, answered_at=None, ended_at=at)
+        v20_call_id=call.v20_call_id, dn=user, participant_id=last.participant_id, answered_at=None, ended_at=at,
+        facts=_facts(call, last, "" if call.stage_kind in _GROUP_WORDS else user))
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -292,9 +296,30 @@ def _learn(call: Call, leg: Leg, did_name: str) -> Call:
             changes["direction"] = direction
     if not call.did and leg.did:
         changes["did"] = did_name or leg.did
+    if not call.did_number and leg.did:
+        changes["did_number"] = leg.did
     if not call.external_number and leg.party_kind == "external" and leg.party_number:
         changes["external_number"] = leg.party_number
+    if not call.external_name and leg.party_kind == "external" and leg.party_name:
+        changes["external_name"] = leg.party_name
+    for kind, field_name in (("queue", "queues"), ("ringgroup", "ringgroups")):
+        known: tuple[str, ...] = getattr(call, field_name)
+        new = [dn for dn, dn_kind in ((leg.dn, leg.dn_kind), (leg.via_dn, leg.via_kind))
+               if dn and dn_kind == kind and dn not in known]
+        if new:
+            changes[field_name] = known + tuple(dict.fromkeys(new))
     return replace(call, **changes) if changes else call
+
+
+def _facts(call: Call, leg: Leg, extension: str) -> Facts:
+    """What target filters and the opt-in fields know of an event about `leg` (see routing.py)."""
+    external = _callerid(call, leg) if call.direction != "internal" else ""
+    if leg.party_kind == "external" and leg.party_name:
+        name = leg.party_name
+    else:
+        name = call.external_name or leg.party_name
+    return Facts(direction=call.direction, extension=extension, queues=call.queues, ringgroups=call.ringgroups,
+                 did_name=call.did, did_number=call.did_number, caller_name=name, external_number=external)
 
 
 def _with_leg(call: Call, leg: Leg) -> Call:

@@ -90,6 +90,10 @@ class Call:
     ended_at: datetime | None = None
     is_end_found_by_resync: bool = False
     last_gone: LastLegGone | None = None   # set while the end waits for the grace period
+    did_number: str = ""                # the DID number itself (`did` holds the rule name)
+    external_name: str = ""             # the outside party's display name as the PBX shows it
+    queues: tuple[str, ...] = ()        # every queue the call went through, in order
+    ringgroups: tuple[str, ...] = ()    # every ring group the call went through, in order
 
     def leg(self, dn: str, participant_id: int) -> Leg | None:
         """The leg `(dn, participant_id)` of this call, or None."""
@@ -160,3 +164,4 @@ class CallTable:
         """How many calls the table holds, those whose end waits for its grace period included."""
         with self._lock:
             return len(self._calls)
+

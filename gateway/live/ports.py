@@ -1,7 +1,7 @@
 """What the live model needs from its neighbours, as Protocols.
 
 The real parts are `pbx.callcontrol.CallControlClient`, `pbx.xapi.XapiClient`, `pbx.stream.EventStream`
-and `webhooks.outbox.Outbox`; tests hand in small stand-ins that answer the same methods.
+and `webhooks.routing.Router` (or `webhooks.outbox.Outbox`); tests hand in small stand-ins that answer the same methods.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from gateway.clock import Clock
+from gateway.webhooks.routing import RoutedEvent
 
 if TYPE_CHECKING:
     from gateway.live.watcher import WatcherStatus
@@ -51,13 +52,16 @@ class WebhookWriter(Protocol):
 
     db: sqlite3.Connection
 
-    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None) -> str: ...
+    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None,
+            target: str = ...) -> str: ...
 
 
 class WebhookSink(Protocol):
-    """Where webhook events are written before anything else happens (the outbox)."""
+    """Where webhook events are written before anything else happens: the router (one outbox row per
+    target that selects the event) or the outbox itself (the default target only); through `writer`
+    inside a transaction when given; returns the ids."""
 
-    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None) -> str: ...
+    def publish(self, event: RoutedEvent, writer: WebhookWriter | None = None) -> list[str]: ...
 
 
 class WebhookTransactions(WebhookSink, Protocol):

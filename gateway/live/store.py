@@ -31,6 +31,7 @@ from typing import Any, Sequence
 from gateway.live.model import Call, LastLegGone, Leg
 from gateway.live.ports import WebhookTransactions
 from gateway.live.webhooks import CallEnded, WebhookEvent
+from gateway.webhooks.routing import Facts
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class CallStore:
         has ended or is None). Watcher thread only."""
         with self._outbox.transaction() as writer:
             for webhook in webhooks:
-                writer.add(webhook.call_key, webhook.params())
+                self._outbox.publish(webhook, writer)
             self._schema(writer.db)
             if call is None or call.is_ended:
                 writer.db.execute("DELETE FROM live_calls WHERE v20_call_id = ?", (v20_call_id,))
@@ -109,7 +110,7 @@ def _encode(value: Any) -> Any:
     return value
 
 
-_CLASSES: tuple[type, ...] = (Call, Leg, LastLegGone, CallEnded)
+_CLASSES: tuple[type, ...] = (Call, Leg, LastLegGone, CallEnded, Facts)
 
 
 def _decode(cls: type, data: dict[str, Any]) -> Any:

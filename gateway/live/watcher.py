@@ -275,7 +275,7 @@ class Watcher:
             w for w in webhooks if isinstance(w, CallEnded) and w.is_answered]
         if self._store is None:
             for webhook in webhooks:
-                self._outbox.add(webhook.call_key, webhook.params())
+                self._outbox.publish(webhook)
         elif webhooks or before is None or call.is_ended or call.is_ending:
             self._store.commit(v20_call_id, call, webhooks, ends)
         for webhook in webhooks:

@@ -1,15 +1,20 @@
-"""Webhook events in the legacy product's words: `Ringing`, `RingingCancelled`, `CallStarted`, `CallEnded`.
+"""Webhook events in the legacy product's words: `Ringing`, `RingingCancelled`, `CallStarted`, `CallEnded`,
+`FilesReady`.
 
 Each carries the legacy field names and values (003, "Description of the data that is transmitted
 via webhooks"); `params()` is exactly what the CRM receives, in the legacy examples' key order, and
 `call_key` keeps delivery in order within one call (all links of a transfer chain share it).
+`kind` is the event's name in target filters (ringing | start | end | files) and `facts` what
+the filters and the opt-in fields read (gateway.webhooks.routing); neither is sent as such.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Union
+from typing import Any, Union
+
+from gateway.webhooks.routing import Facts
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +85,11 @@ class Ringing:
     user: str
     usertype: str
     did: str
+    facts: Facts | None = field(default=None, compare=False)
 
     event = "ringing"
+    kind = "ringing"
+    method = None
 
     def params(self) -> dict[str, str]:
         # Key order of 003's example: event, callerid, user, usertype, did, id.
@@ -115,6 +123,10 @@ class CallStarted:
     user: str
     did: str | None
     trtype: str
+    facts: Facts | None = field(default=None, compare=False)
+
+    kind = "start"
+    method = None
 
     def params(self) -> dict[str, str]:
         # Key order of 003's example: callerid, event, user, did, trtype, id.
@@ -148,6 +160,10 @@ class CallEnded:
     participant_id: int = 0
     answered_at: datetime | None = None
     ended_at: datetime | None = None
+    facts: Facts | None = field(default=None, compare=False)
+
+    kind = "end"
+    method = None
 
     @property
     def is_answered(self) -> bool:
@@ -157,6 +173,25 @@ class CallEnded:
         return {"event": self.event, "callerid": self.callerid, "user": self.user,
                 "finishtype": self.finishtype, "transfer": "true" if self.is_transferred else "false",
                 "title": self.title, "id": self.id}
+
+
+@dataclass(frozen=True)
+class FilesReady:
+    """A leg's recordings are converted to MP3 (always a JSON POST, 003's FILES example).
+
+    Payload: {"FILES": [<mp3 link>, ...], "id": <leg id>}, with [webhooks] recording_full_info
+    followed by the call-end fields of that leg. `facts` are those of the leg's CallEnded.
+    """
+
+    call_key: str
+    body: dict[str, Any]
+    facts: Facts | None = field(default=None, compare=False)
+
+    kind = "files"
+    method = "POST"
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.body)
 
 
 WebhookEvent = Union[Ringing, RingingCancelled, CallStarted, CallEnded]

@@ -31,7 +31,7 @@ from gateway.clock import Clock
 from gateway.config import Config
 from gateway.live.model import Call
 from gateway.live.ports import WebhookSink
-from gateway.live.webhooks import CallEnded
+from gateway.live.webhooks import CallEnded, FilesReady
 from gateway.pbx.errors import PbxError
 from gateway.recordings.convert import ConversionPool
 from gateway.recordings.fetch import Candidate, RecordingFetcher, RecordingStore, Search, WantedLeg
@@ -82,7 +82,7 @@ class RecordingPipeline:
                  convert_timeout_s: float = CONVERT_TIMEOUT_S, retry_delay_s: float = 1.0) -> None:
         settings = config.recordings
         self.is_enabled = bool(settings.enabled)
-        self.is_posting = self.is_enabled and bool(config.webhooks.url)
+        self.is_posting = self.is_enabled and bool(config.targets)
         self.is_full_info = bool(config.webhooks.recording_full_info)
         self.mp3_dir = Path(settings.mp3_dir)
         self.wait_s = float(settings.wait_s)
@@ -260,10 +260,10 @@ class RecordingPipeline:
                                 "id": leg.leg_id}
         if self.is_full_info:
             body.update({k: v for k, v in event.params().items() if k not in body})
-        event_id = self._outbox.add(event.call_key, body, method="POST")
+        event_ids = self._outbox.publish(FilesReady(event.call_key, body, getattr(event, "facts", None)))
         with self._lock:
             self._counts["posted"] += 1
-        logger.info("leg %s: FILES webhook %s queued with %s file(s)", leg.leg_id, event_id, len(names))
+        logger.info("leg %s: FILES webhook %s queued with %s file(s)", leg.leg_id, ",".join(event_ids), len(names))
 
     # --- helpers ------------------------------------------------------------------------------
 

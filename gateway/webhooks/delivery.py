@@ -1,13 +1,17 @@
-"""Webhook senders: a dispatcher thread feeds due outbox events to a small pool of sender threads.
+"""Webhook senders: per target, a dispatcher thread feeds due outbox events to a small pool of senders.
+
+One `Delivery` serves one target ([webhooks] = "default", or a [webhook:NAME] section) with its
+own threads and its own outbox queue, so a target that is slow or down only delays itself;
+`Deliveries` starts and stops them together.
 
 The request for one event:
-  - GET (the default [webhooks] method): the event's fields are appended as a query string to
-    [webhooks] url, after any query the url already has. List values repeat the key.
+  - GET (the default method): the event's fields are appended as a query string to the target's
+    url, after any query the url already has. List values repeat the key.
   - POST (the configured method, or an event added with method="POST", like FILES whose value is
     a list): the same fields as a compact JSON object, Content-Type application/json. The url's own
     query is kept.
   - Headers: User-Agent 3cx-gateway/<version>, X-Webhook-Id (the event id, the same on every
-    retry: delivery is at-least-once), and X-Webhook-Signature when [webhooks] secret is set
+    retry: delivery is at-least-once), and X-Webhook-Signature when the target's secret is set
     (see signing.py for exactly what is signed). Redirects are not followed.
 
 Ordering comes from `Outbox.due()` (one head event per call). The dispatcher also never hands
@@ -30,16 +34,16 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
 
 import gateway
 from gateway.clock import Clock
-from gateway.config import WebhooksConfig
+from gateway.config import WebhooksConfig, WebhookTarget
 from gateway.webhooks import policy
-from gateway.webhooks.outbox import Outbox, OutboxEvent
+from gateway.webhooks.outbox import DEFAULT_TARGET, STATES, Outbox, OutboxEvent
 from gateway.webhooks.signing import sign
 
 logger = logging.getLogger(__name__)
@@ -63,13 +67,18 @@ class DeliveryStatus:
 
 
 class Delivery:
-    """Sends outbox events to [webhooks] url; `start()`/`stop()` run it, `run_due()` is synchronous."""
+    """Sends one target's outbox events to its url; `start()`/`stop()` run it, `run_due()` is synchronous.
 
-    def __init__(self, outbox: Outbox, webhooks_config: WebhooksConfig, *, clock: Clock,
+    `webhooks_config` is a `gateway.config.WebhookTarget`, or the [webhooks] section itself
+    (anything with url, method, secret, timeout_s and retry_hours; without a `name` it is "default").
+    """
+
+    def __init__(self, outbox: Outbox, webhooks_config: WebhooksConfig | WebhookTarget, *, clock: Clock,
                  session: requests.Session | None = None, senders: int = SENDERS,
                  rand: Callable[[], float] = random.random) -> None:
         self._outbox = outbox
         self._config = webhooks_config
+        self.name: str = getattr(webhooks_config, "name", DEFAULT_TARGET)
         self._clock = clock
         self._session = session or requests.Session()
         self._senders = senders
@@ -95,13 +104,14 @@ class Delivery:
         if self._threads:
             return
         self._stop.clear()
-        self._threads = [threading.Thread(target=self._dispatch_loop, name="webhook-dispatcher",
+        suffix = "" if self.name == DEFAULT_TARGET else f"-{self.name}"
+        self._threads = [threading.Thread(target=self._dispatch_loop, name=f"webhook-dispatcher{suffix}",
                                           daemon=True)]
-        self._threads += [threading.Thread(target=self._send_loop, name=f"webhook-sender-{n}",
+        self._threads += [threading.Thread(target=self._send_loop, name=f"webhook-sender{suffix}-{n}",
                                            daemon=True) for n in range(self._senders)]
         for thread in self._threads:
             thread.start()
-        logger.info("webhooks go to %s with %d senders", self.target, self._senders)
+        logger.info("webhooks of target %s go to %s with %d senders", self.name, self.target, self._senders)
 
     def stop(self, timeout_s: float) -> None:
         """Stop dispatching, let the senders finish the requests in flight, join all threads."""
@@ -133,7 +143,7 @@ class Delivery:
         """For health checks: whether delivery is on and running, what is in flight, the counts."""
         with self._lock:
             in_flight = len(self._in_flight)
-        counts = self._outbox.counts()
+        counts = self._outbox.counts_by_target().get(self.name, {state: 0 for state in STATES})
         return DeliveryStatus(enabled=self.is_enabled, running=self.is_running, in_flight=in_flight,
                               pending=counts["pending"], failed=counts["failed"],
                               delivered=counts["delivered"])
@@ -150,7 +160,7 @@ class Delivery:
             return 0
         tried: set[str] = set()
         while True:
-            events = [e for e in self._outbox.due(self._senders, self._clock.time())
+            events = [e for e in self._outbox.due(self._senders, self._clock.time(), target=self.name)
                       if e.id not in tried]
             if not events:
                 return len(tried)
@@ -176,14 +186,14 @@ class Delivery:
             busy = set(self._in_flight)
         free = self._senders - len(busy)
         if free > 0:
-            for event in self._outbox.due(free, self._clock.time(), skip_calls=busy):
+            for event in self._outbox.due(free, self._clock.time(), skip_calls=busy, target=self.name):
                 with self._lock:
                     self._in_flight.add(event.call_key)
                     busy.add(event.call_key)
                 self._jobs.put(event)
             if len(busy) >= self._senders:
                 return IDLE_POLL_S  # a sender finishing wakes us
-        next_at = self._outbox.next_due_at(skip_calls=busy)
+        next_at = self._outbox.next_due_at(skip_calls=busy, target=self.name)
         if next_at is None:
             return IDLE_POLL_S
         return min(max(next_at - self._clock.time(), 0.0), WAITING_POLL_S)
@@ -196,8 +206,8 @@ class Delivery:
             try:
                 self._attempt(event)
             except Exception:
-                logger.exception("webhook %s (call %s): recording the outcome failed",
-                                 event.id, event.call_key)
+                logger.exception("webhook %s (call %s, target %s): recording the outcome failed",
+                                 event.id, event.call_key, self.name)
                 self._stop.wait(ERROR_PAUSE_S)
             finally:
                 with self._lock:
@@ -226,19 +236,19 @@ class Delivery:
                                   retry_s=self._retry_s)
         if verdict == policy.DELIVERED:
             self._outbox.mark_delivered(event.id)
-            logger.info("webhook %s (call %s) delivered to %s, attempt %d",
-                        event.id, event.call_key, self.target, attempts)
+            logger.info("webhook %s (call %s) delivered to %s %s, attempt %d",
+                        event.id, event.call_key, self.name, self.target, attempts)
         elif verdict == policy.RETRY:
             delay_s = policy.backoff_s(attempts, self._rand)
             self._outbox.mark_retry(event.id, error, now + delay_s)
             log = logger.warning if attempts == 1 else logger.debug
-            log("webhook %s (call %s) to %s: %s; retrying in %.0fs (attempt %d)",
-                event.id, event.call_key, self.target, error, delay_s, attempts)
+            log("webhook %s (call %s) to %s %s: %s; retrying in %.0fs (attempt %d)",
+                event.id, event.call_key, self.name, self.target, error, delay_s, attempts)
         else:
             self._outbox.mark_failed(event.id, error)
-            logger.error("webhook %s (call %s) failed for good after %d attempts: %s "
+            logger.error("webhook %s (call %s) to %s failed for good after %d attempts: %s "
                          "(requeue with: 3cx-gateway outbox requeue %s)",
-                         event.id, event.call_key, attempts, error, event.id)
+                         event.id, event.call_key, self.name, attempts, error, event.id)
         return verdict
 
     def _prepare(self, event: OutboxEvent) -> requests.PreparedRequest:
@@ -259,6 +269,41 @@ class Delivery:
             signed = body if method == "POST" else urlsplit(prepared.url or "").query.encode()
             prepared.headers["X-Webhook-Signature"] = sign(self._config.secret, signed)
         return prepared
+
+
+class Deliveries:
+    """One `Delivery` per webhook target, started and stopped together; `by_name` finds one."""
+
+    def __init__(self, outbox: Outbox, targets: Iterable[WebhookTarget], *, clock: Clock,
+                 session: requests.Session | None = None, senders: int = SENDERS) -> None:
+        self.all = [Delivery(outbox, target, clock=clock, session=session, senders=senders)
+                    for target in targets]
+        self.by_name = {delivery.name: delivery for delivery in self.all}
+        self.is_enabled = any(delivery.is_enabled for delivery in self.all)
+
+    def start(self) -> None:
+        if not self.all:
+            logger.info("webhooks are off (no [webhooks] url and no [webhook:NAME] section)")
+        for delivery in self.all:
+            delivery.start()
+
+    def stop(self, timeout_s: float) -> None:
+        """Stop every target's delivery, sharing the `timeout_s` budget."""
+        deadline = time.monotonic() + timeout_s
+        for delivery in self.all:
+            delivery.stop(max(deadline - time.monotonic(), 0.1))
+
+    @property
+    def is_running(self) -> bool:
+        return any(delivery.is_running for delivery in self.all)
+
+    def run_due(self) -> int:
+        """`Delivery.run_due` of every target, one after the other; returns the attempts made."""
+        return sum(delivery.run_due() for delivery in self.all)
+
+    def status(self) -> dict[str, DeliveryStatus]:
+        """Each target's `Delivery.status()` by name."""
+        return {delivery.name: delivery.status() for delivery in self.all}
 
 
 def append_query(url: str, params: dict[str, Any]) -> str:

@@ -1,9 +1,13 @@
 """The webhook outbox: every event is committed to SQLite before anyone tries to send it.
 
-One row per event; `id` (uuid4 hex) is the X-Webhook-Id and never changes across retries, so
-delivery is at-least-once and a receiver can drop duplicates. `seq` orders events globally.
+One row per event and target; `id` (uuid4 hex) is the X-Webhook-Id and never changes across
+retries, so delivery is at-least-once and a receiver can drop duplicates. `seq` orders events
+globally. `target` names the webhook target the row is for ("default" = [webhooks]); each target
+is its own queue: `due()` and `next_due_at()` take a target, and one target's backlog never
+holds back another's. A file written before targets existed has no `target` column: it is added
+on open, and the rows already there belong to the default target.
 
-Ordering lives in `due()`: for each `call_key` only its oldest *pending* event is returned, and
+Ordering lives in `due()`: for each target's `call_key` only its oldest *pending* event is returned, and
 only once its `next_attempt_at` has come, so the events of one call go out one after the other
 while different calls proceed in parallel. A *failed* event no longer blocks its call: once an
 event is marked failed, the next one of that call may go (a CRM that rejects one event must not
@@ -33,16 +37,17 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from gateway.clock import Clock
 
 logger = logging.getLogger(__name__)
 
 FILENAME = "outbox.sqlite3"
+DEFAULT_TARGET = "default"   # = gateway.config.DEFAULT_TARGET: the [webhooks] target
 STATES = ("pending", "delivered", "failed")
 
-_SCHEMA = """
+_TABLE = """
 CREATE TABLE IF NOT EXISTS events (
     seq             INTEGER PRIMARY KEY AUTOINCREMENT,
     id              TEXT NOT NULL UNIQUE,
@@ -56,12 +61,24 @@ CREATE TABLE IF NOT EXISTS events (
     last_error      TEXT,
     created_at      REAL NOT NULL,
     delivered_at    REAL,
-    retry_since     REAL NOT NULL
+    retry_since     REAL NOT NULL,
+    target          TEXT NOT NULL DEFAULT 'default'
 );
-CREATE INDEX IF NOT EXISTS events_pending_by_call ON events (call_key, seq) WHERE state = 'pending';
+"""
+# Created after _migrate(): an older file gets its target column first.
+_INDEXES = """
+DROP INDEX IF EXISTS events_pending_by_call;
+CREATE INDEX IF NOT EXISTS events_pending_by_target ON events (target, call_key, seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS events_by_state ON events (state, seq);
 """
 # retry_since: start of the [webhooks] retry_hours window; created_at, reset by requeue().
+
+
+class EventAdder(Protocol):
+    """Anything events can be added to: the outbox, or a writer inside one of its transactions."""
+
+    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None,
+            target: str = DEFAULT_TARGET) -> str: ...
 
 
 class OutboxError(Exception):
@@ -84,6 +101,7 @@ class OutboxEvent:
     created_at: float
     delivered_at: float | None
     retry_since: float
+    target: str = DEFAULT_TARGET
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,7 +142,9 @@ class Outbox:
                     db.execute("PRAGMA journal_mode=WAL")
                     db.execute("PRAGMA synchronous=FULL")
                     if not self._has_schema:
-                        db.executescript(_SCHEMA)
+                        db.executescript(_TABLE)
+                        _migrate(db, self.path)
+                        db.executescript(_INDEXES)
                         self._has_schema = True
             except (OSError, sqlite3.Error) as exc:
                 raise OutboxError(f"cannot open the webhook outbox {self.path}: {exc}") from exc
@@ -154,16 +174,25 @@ class Outbox:
             except Exception:
                 logger.exception("outbox: on_add callback failed")
 
-    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None) -> str:
-        """Store one event and return its id (the X-Webhook-Id); committed before this returns.
+    def publish(self, event: Any, writer: EventAdder | None = None) -> list[str]:
+        """Store a webhook event (gateway.live.webhooks) for the default target only; returns [id].
+
+        Through `writer` when given (inside `transaction()`), else in a transaction of its own.
+        With several targets, `routing.Router.publish` stands in for this.
+        """
+        return [(writer or self).add(event.call_key, event.params(), method=event.method)]
+
+    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None,
+            target: str = DEFAULT_TARGET) -> str:
+        """Store one event for `target` and return its id (the X-Webhook-Id); committed before this returns.
 
         `params` is a JSON object of the fields as the CRM sees them. `method` None sends it with
-        the configured [webhooks] method; "POST" forces a JSON POST (needed for list values).
+        the target's method; "POST" forces a JSON POST (needed for list values).
         """
         if not self.is_enabled:
             return OutboxWriter.skipped(call_key, params, method)
         with self.transaction() as writer:
-            return writer.add(call_key, params, method=method)
+            return writer.add(call_key, params, method=method, target=target)
 
     @contextmanager
     def transaction(self) -> Iterator[OutboxWriter]:
@@ -199,21 +228,23 @@ class Outbox:
             db.execute("UPDATE events SET state = 'failed', attempts = attempts + 1,"
                        " last_error = ? WHERE id = ?", (error, event_id))
 
-    def requeue(self, ids: Iterable[str] | None = None) -> int:
-        """Make failed events (all, or those in `ids`) pending and due now; returns how many.
-
-        Their attempt count and retry window start afresh.
+    def requeue(self, ids: Iterable[str] | None = None, *, target: str | None = None) -> int:
+        """Make failed events (all, or those in `ids`; of every target or of `target`) pending and
+        due now; returns how many. Their attempt count and retry window start afresh.
         """
         if not self.is_enabled:
             return 0
         now = self._clock.time()
         sql = ("UPDATE events SET state = 'pending', attempts = 0, next_attempt_at = ?,"
                " retry_since = ? WHERE state = 'failed'")
+        if target is not None:
+            sql += " AND target = ?"
+        scope = (target,) if target is not None else ()
         with self._write() as db:
             if ids is None:
-                changed = db.execute(sql, (now, now)).rowcount
+                changed = db.execute(sql, (now, now, *scope)).rowcount
             else:
-                changed = sum(db.execute(sql + " AND id = ?", (now, now, event_id)).rowcount
+                changed = sum(db.execute(sql + " AND id = ?", (now, now, *scope, event_id)).rowcount
                               for event_id in ids)
         if changed:
             logger.info("outbox: requeued %d failed events", changed)
@@ -231,9 +262,9 @@ class Outbox:
 
     # --- reading -------------------------------------------------------------------------------
 
-    def due(self, limit: int, now: float | None = None, *,
-            skip_calls: Iterable[str] = ()) -> list[OutboxEvent]:
-        """The events to send now, oldest first: each call's oldest pending event, if it is due.
+    def due(self, limit: int, now: float | None = None, *, skip_calls: Iterable[str] = (),
+            target: str = DEFAULT_TARGET) -> list[OutboxEvent]:
+        """The events of `target` to send now, oldest first: each call's oldest pending event, if due.
 
         `skip_calls` leaves out calls whose head event is already being sent, so the limit is
         spent on calls that can actually proceed.
@@ -241,18 +272,18 @@ class Outbox:
         if not self.is_enabled:
             return []
         now = self._clock.time() if now is None else float(now)
-        heads, skip = _heads(skip_calls)
+        heads, skip = _heads(skip_calls, target)
         rows = self._db().execute(
             f"SELECT e.* FROM events AS e JOIN ({heads}) AS head ON e.seq = head.seq"
             " WHERE e.next_attempt_at <= ? ORDER BY e.seq LIMIT ?",
             (*skip, now, int(limit))).fetchall()
         return [_event(row) for row in rows]
 
-    def next_due_at(self, *, skip_calls: Iterable[str] = ()) -> float | None:
-        """When the earliest head event (see due) is due, in epoch s; None when there is none."""
+    def next_due_at(self, *, skip_calls: Iterable[str] = (), target: str = DEFAULT_TARGET) -> float | None:
+        """When `target`'s earliest head event (see due) is due, in epoch s; None when there is none."""
         if not self.is_enabled:
             return None
-        heads, skip = _heads(skip_calls)
+        heads, skip = _heads(skip_calls, target)
         row = self._db().execute(
             f"SELECT MIN(e.next_attempt_at) FROM events AS e JOIN ({heads}) AS head"
             " ON e.seq = head.seq", skip).fetchone()
@@ -269,21 +300,32 @@ class Outbox:
     def counts(self) -> dict[str, int]:
         """How many events are in each state: {"pending": n, "failed": n, "delivered": n}."""
         counts = {state: 0 for state in STATES}
-        if self.is_enabled:
-            for state, count in self._db().execute(
-                    "SELECT state, COUNT(*) FROM events GROUP BY state"):
-                counts[state] = count
+        for by_state in self.counts_by_target().values():
+            for state, count in by_state.items():
+                counts[state] += count
         return counts
 
-    def events(self, state: str | None = None, limit: int = 100) -> list[OutboxEvent]:
-        """Events in `state` (or all), oldest first, at most `limit`."""
+    def counts_by_target(self) -> dict[str, dict[str, int]]:
+        """The same counts per target name: {"default": {"pending": n, ...}, "crm": {...}}."""
+        counts: dict[str, dict[str, int]] = {}
+        if self.is_enabled:
+            for target, state, count in self._db().execute(
+                    "SELECT target, state, COUNT(*) FROM events GROUP BY target, state"):
+                counts.setdefault(target, {name: 0 for name in STATES})[state] = count
+        return counts
+
+    def events(self, state: str | None = None, limit: int = 100, *,
+               target: str | None = None) -> list[OutboxEvent]:
+        """Events in `state` (or all) of `target` (or every target), oldest first, at most `limit`."""
         if state is not None and state not in STATES:
             raise ValueError(f"state must be one of {', '.join(STATES)}, got {state!r}")
         if not self.is_enabled:
             return []
-        where = "WHERE state = ?" if state else ""
+        conditions = [(sql, value) for sql, value in (("state = ?", state), ("target = ?", target))
+                      if value is not None]
+        where = ("WHERE " + " AND ".join(sql for sql, _ in conditions)) if conditions else ""
         rows = self._db().execute(f"SELECT * FROM events {where} ORDER BY seq LIMIT ?",
-                                  (*([state] if state else []), int(limit))).fetchall()
+                                  (*(value for _, value in conditions), int(limit))).fetchall()
         return [_event(row) for row in rows]
 
     def failed(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -307,8 +349,9 @@ class OutboxWriter:
         logger.debug("webhooks are off; event %s of call %s not recorded", event_id, call_key)
         return event_id
 
-    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None) -> str:
-        """Store one event (see Outbox.add); committed with the transaction."""
+    def add(self, call_key: str, params: dict[str, Any], *, method: str | None = None,
+            target: str = DEFAULT_TARGET) -> str:
+        """Store one event for `target` (see Outbox.add); committed with the transaction."""
         if not self._is_enabled:
             return self.skipped(call_key, params, method)
         event_id = _new_event_id(params, method)
@@ -316,8 +359,8 @@ class OutboxWriter:
         now = self._now
         self.db.execute(
             "INSERT INTO events (id, call_key, params, method, next_attempt_at, created_at,"
-            " retry_since) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (event_id, call_key, body, method, now, now, now))
+            " retry_since, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (event_id, call_key, body, method, now, now, now, target))
         self.added += 1
         return event_id
 
@@ -345,12 +388,22 @@ class _Transaction:
         self._db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-def _heads(skip_calls: Iterable[str]) -> tuple[str, list[str]]:
-    """SQL selecting the seq of each call's oldest pending event, and its parameters."""
+def _heads(skip_calls: Iterable[str], target: str) -> tuple[str, list[str]]:
+    """SQL selecting the seq of each of `target`'s calls' oldest pending event, and its parameters."""
     skip = list(skip_calls)
     where = f" AND call_key NOT IN ({', '.join('?' * len(skip))})" if skip else ""
-    sql = f"SELECT MIN(seq) AS seq FROM events WHERE state = 'pending'{where} GROUP BY call_key"
-    return sql, skip
+    sql = (f"SELECT MIN(seq) AS seq FROM events WHERE state = 'pending' AND target = ?{where}"
+           " GROUP BY call_key")
+    return sql, [target, *skip]
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring a file written by an earlier version up to date (idempotent, in one transaction)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    if "target" not in columns:
+        # Rows queued before targets existed were all for [webhooks]: they keep going there.
+        db.execute("ALTER TABLE events ADD COLUMN target TEXT NOT NULL DEFAULT 'default'")
+        logger.info("outbox %s: added the target column; queued webhooks go to the default target", path)
 
 
 def _event(row: sqlite3.Row) -> OutboxEvent:
@@ -369,7 +422,8 @@ def _when(epoch_s: float | None) -> str:
 
 def format_event(event: OutboxEvent) -> str:
     """One line describing an event for an administrator (no secrets: params hold none)."""
-    line = (f"{event.id}  {event.state:<9}  call={event.call_key}  created={_when(event.created_at)}"
+    line = (f"{event.id}  {event.state:<9}  target={event.target}  call={event.call_key}"
+            f"  created={_when(event.created_at)}"
             f"  attempts={event.attempts}")
     if event.state == "pending":
         line += f"  next={_when(event.next_attempt_at)}"
@@ -383,14 +437,20 @@ def format_event(event: OutboxEvent) -> str:
     return line
 
 
-def list_lines(outbox: Outbox, state: str | None = "failed", limit: int = 100) -> list[str]:
-    """`outbox list`: a summary line of counts, then one line per event in `state` (None: all)."""
+def list_lines(outbox: Outbox, state: str | None = "failed", limit: int = 100,
+               target: str | None = None) -> list[str]:
+    """`outbox list`: a summary line of counts, one per target, then one line per event in `state`
+    (None: all) of `target` (None: every target)."""
     counts = outbox.counts()
     lines = [", ".join(f"{name}: {counts[name]}" for name in STATES)]
-    lines += [format_event(event) for event in outbox.events(state, limit)]
+    lines += [f"target {name}: " + ", ".join(f"{state}: {by_state[state]}" for state in STATES)
+              for name, by_state in sorted(outbox.counts_by_target().items())
+              if target is None or name == target]
+    lines += [format_event(event) for event in outbox.events(state, limit, target=target)]
     return lines
 
 
-def requeue_ids(outbox: Outbox, ids: list[str] | None = None) -> int:
-    """`outbox requeue [ID ...]`: failed events back to pending (all of them when no ids given)."""
-    return outbox.requeue(ids or None)
+def requeue_ids(outbox: Outbox, ids: list[str] | None = None, target: str | None = None) -> int:
+    """`outbox requeue [ID ...] [--target NAME]`: failed events back to pending (all of them, or
+    all of one target, when no ids are given)."""
+    return outbox.requeue(ids or None, target=target)

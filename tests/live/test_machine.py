@@ -362,3 +362,51 @@ def test_advance_with_no_call_and_a_remove_returns_nothing():
 def test_advance_rejects_what_is_not_a_machine_event():
     with pytest.raises(TypeError):
         advance(None, make_leg(), Rules())  # type: ignore[arg-type]
+
+
+def facts_of(events: list) -> list[tuple]:
+    """(kind, user, extension, queues, ringgroups, direction, did number, caller name) per webhook."""
+    calls: dict = {}
+    out = []
+    for event in events:
+        call_id = event.leg.v20_call_id if not isinstance(event, LegGone) else next(
+            (c.v20_call_id for c in calls.values() if c.leg(event.dn, event.participant_id)), -1)
+        call, webhooks = advance(calls.get(call_id), event, Rules(timezone=ZONE, internal_calls=True))
+        calls[call_id] = call
+        for w in webhooks:
+            f = w.facts
+            out.append((w.kind, w.params()["user"], f.extension, set(f.queues), set(f.ringgroups), f.direction,
+                        f.did_number, f.caller_name))
+    return out
+
+
+@pytest.mark.parametrize("events, expected", [
+    pytest.param(
+        [seen("800", 10, "Connected", 0, dn_kind="queue", party_caller_name="Alice"),
+         seen("101", 11, "Ringing", 1, **Q), seen("101", 11, "Connected", 5, **Q),
+         gone("800", 10, 6), gone("101", 11, 60)],
+        [("ringing", "101", "101", {"800"}, set(), "inbound", "+420233000111", "Alice"),
+         ("start", "101", "101", {"800"}, set(), "inbound", "+420233000111", "Alice"),
+         ("end", "101", "101", {"800"}, set(), "inbound", "+420233000111", "Alice")],
+        id="a queue call's agent events know the queue, the DID number and the caller's name"),
+    pytest.param(
+        [seen("101", 11, "Ringing", 1, **RG), seen("102", 12, "Ringing", 1, **RG),
+         gone("101", 11, 20), gone("102", 12, 20)],
+        [("ringing", "101", "101", set(), {"700"}, "inbound", "+420233000111", ""),
+         ("ringing", "102", "102", set(), {"700"}, "inbound", "+420233000111", ""),
+         ("end", "700", "", set(), {"700"}, "inbound", "+420233000111", "")],
+        id="a ring group call knows the ring group; its missed end belongs to no extension but the group's"),
+    pytest.param(
+        [seen("800", 10, "Connected", 0, dn_kind="queue"), seen("101", 11, "Ringing", 1, **Q),
+         gone("101", 11, 20), gone("800", 10, 20)],
+        [("ringing", "101", "101", {"800"}, set(), "inbound", "+420233000111", ""),
+         ("end", "800", "", {"800"}, set(), "inbound", "+420233000111", "")],
+        id="a call missed at a queue is about the queue, not an extension"),
+    pytest.param(
+        [outbound("101", 1, "Dialing", 0), outbound("101", 1, "Connected", 5), gone("101", 1, 30)],
+        [("start", "101", "101", set(), set(), "outbound", "", ""),
+         ("end", "101", "101", set(), set(), "outbound", "", "")],
+        id="an outbound call has no DID"),
+])
+def test_webhooks_carry_the_facts_target_filters_read(events, expected):
+    assert facts_of(events) == expected

@@ -73,6 +73,9 @@ class Unsendable:
     """A webhook event whose params cannot be stored (not JSON)."""
 
     call_key: str = "k"
+    kind = "ringing"
+    method = None
+    facts = None
 
     def params(self) -> dict:
         return {"event": object()}

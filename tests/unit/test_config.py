@@ -110,3 +110,79 @@ def test_secrets_lists_the_values_to_redact():
     config = cfg.from_dict(VALID, environ={})
 
     assert set(config.secrets()) == {"s3cret-value", "access-key-value"}
+
+
+def test_example_documents_exactly_the_target_keys_in_its_commented_section():
+    lines = (ROOT / "config.ini.example").read_text().splitlines()
+    start = lines.index("# [webhook:helpdesk]")
+    key_lines = [(index, line[2:].split("=")[0].strip()) for index, line in enumerate(lines) if index > start
+                 and line.startswith("# ") and not line.startswith("# #") and "=" in line]
+
+    assert [key for _, key in key_lines] == list(cfg.TARGET_SCHEMA)
+    assert all(lines[index - 1].startswith("# # ") for index, _ in key_lines)
+
+
+def with_target(**keys: str) -> dict:
+    return {**VALID, "webhooks": {"url": "https://crm.example.com/hook"}, "webhook:helpdesk": keys}
+
+
+def test_target_section_becomes_a_filtered_target_after_the_default():
+    config = cfg.from_dict(with_target(url="https://helpdesk.example.com/3cx", queues="800, 801",
+                                       directions="Inbound", events="ringing,end", extra_fields="true"), environ={})
+
+    default, helpdesk = config.targets
+
+    assert (default.name, default.url, default.queues) == ("default", "https://crm.example.com/hook", frozenset())
+    assert (helpdesk.name, helpdesk.url, helpdesk.method) == ("helpdesk", "https://helpdesk.example.com/3cx", "GET")
+    assert (helpdesk.queues, helpdesk.directions) == ({"800", "801"}, {"inbound"})
+    assert helpdesk.events == {"ringing", "end"} and helpdesk.extra_fields is True
+
+
+def test_without_a_default_url_only_the_named_targets_remain():
+    values = with_target(url="https://helpdesk.example.com/3cx")
+    values["webhooks"] = {}
+
+    assert [t.name for t in cfg.from_dict(values, environ={}).targets] == ["helpdesk"]
+
+
+@pytest.mark.parametrize("keys, expected", [
+    ({}, "[webhook:helpdesk] url: missing"),
+    ({"url": "https://h", "queues": "sales"}, "[webhook:helpdesk] queues: expected comma-separated numbers"),
+    ({"url": "https://h", "directions": "inbound,sideways"},
+     "[webhook:helpdesk] directions: expected a comma-separated list of inbound, outbound, internal ('sideways'"),
+    ({"url": "https://h", "events": "hangup"},
+     "[webhook:helpdesk] events: expected a comma-separated list of ringing, start, end, files"),
+    ({"url": "https://h", "colour": "red"}, "[webhook:helpdesk] colour: unknown key"),
+    ({"url": "https://h", "method": "PUT"}, "[webhook:helpdesk] method: expected GET or POST"),
+], ids=["no url", "queue not a number", "unknown direction", "unknown event", "unknown key", "bad method"])
+def test_bad_target_section_names_file_section_key_and_expectation(keys, expected):
+    with pytest.raises(cfg.ConfigError) as error:
+        cfg.from_dict(with_target(**keys), source="/etc/3cx-gateway/config.ini", environ={})
+
+    assert f"/etc/3cx-gateway/config.ini {expected}" in str(error.value)
+
+
+@pytest.mark.parametrize("section", ["webhook:default", "webhook:", "webhook:a b"], ids=["reserved", "empty", "space"])
+def test_bad_target_name_is_reported(section):
+    values = {**VALID, section: {"url": "https://h"}}
+
+    with pytest.raises(cfg.ConfigError, match=r"expected \[webhook:NAME\]"):
+        cfg.from_dict(values, environ={})
+
+
+def test_target_secret_from_environment_is_redacted_and_never_printed():
+    values = with_target(url="https://h", secret="file-secret", queues="x")
+
+    config = cfg.from_dict(with_target(url="https://h"), environ={"GATEWAY_WEBHOOK_HELPDESK_SECRET": "env-s3cret"})
+    with pytest.raises(cfg.ConfigError) as error:
+        cfg.from_dict(values, environ={})
+
+    assert config.targets[1].secret == "env-s3cret" and "env-s3cret" in config.secrets()
+    assert "file-secret" not in str(error.value)
+
+
+def test_internal_direction_without_internal_calls_is_a_warning_not_an_error():
+    config = cfg.from_dict(with_target(url="https://h", directions="internal"), source="c.ini", environ={})
+
+    assert cfg.warnings(config) == ["c.ini [webhook:helpdesk] directions: internal calls make no webhooks"
+                                    " unless [webhooks] internal_calls = true"]

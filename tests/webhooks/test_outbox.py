@@ -189,7 +189,22 @@ def test_cli_functions_list_and_requeue(tmp_path, clock):
     requeued = requeue_ids(outbox, [])
 
     assert outbox_path(tmp_path).name == "outbox.sqlite3"
-    assert lines[0] == "pending: 1, delivered: 0, failed: 1"
-    assert len(lines) == 2 and lines[1].startswith(bad) and "error=HTTP 404" in lines[1]
-    assert "event=ringing" in lines[1] and "call=call-a" in lines[1]
+    assert lines[:2] == ["pending: 1, delivered: 0, failed: 1", "target default: pending: 1, delivered: 0, failed: 1"]
+    assert len(lines) == 3 and lines[2].startswith(bad) and "error=HTTP 404" in lines[2]
+    assert "event=ringing" in lines[2] and "call=call-a" in lines[2] and "target=default" in lines[2]
     assert requeued == 1 and outbox.counts()["failed"] == 0
+
+
+def test_each_target_is_its_own_queue(outbox):
+    outbox.add("call-a", {"n": 1}, target="crm")
+    outbox.add("call-a", {"n": 2})
+    outbox.add("call-a", {"n": 3}, target="crm")
+
+    crm_before = heads(outbox, target="crm")
+    default = heads(outbox)           # call-a's head at crm (n=1) does not hold back the default's
+    outbox.mark_delivered(outbox.due(1, target="crm")[0].id)
+
+    assert crm_before == [("call-a", 1)] and default == [("call-a", 2)]
+    assert heads(outbox, target="crm") == [("call-a", 3)]
+    assert outbox.counts_by_target() == {"crm": {"pending": 1, "delivered": 1, "failed": 0},
+                                         "default": {"pending": 1, "delivered": 0, "failed": 0}}

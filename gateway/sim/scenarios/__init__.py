@@ -125,12 +125,14 @@ class Scenario:
             raise ScenarioError("a scenario is a JSON object")
         kind = data.get("kind")
         starts = {"inbound": ("caller", "did"), "outbound": ("ext", "number"), "internal": ("ext", "other")}
+        optional = {"inbound": ("name",)}
         if kind not in starts:
             raise ScenarioError(f"scenario kind must be one of {sorted(starts)}, got {kind!r}")
         fields = starts[kind]
         if not data.get(fields[0]) or (kind != "inbound" and not data.get(fields[1])):
             raise ScenarioError(f"a {kind} scenario needs {' and '.join(fields)}")
-        scenario = cls(kind, **{f: str(data.get(f) or "") for f in fields})
+        scenario = cls(kind, **{f: str(data.get(f) or "") for f in fields},
+                       **{f: str(data[f]) for f in optional.get(kind, ()) if data.get(f)})
         to = data.get("to")
         if to is not None:
             if not isinstance(to, dict) or to.get("type") not in ("extension", "queue", "ringgroup", "ivr"):
@@ -146,8 +148,11 @@ class Scenario:
         return f"Scenario({self.to_dict()!r})"
 
 
-def inbound(caller: str, did: str = "") -> Scenario:
-    """An outside caller dials in (on the trunk and DID of `did`, a rule name or number)."""
+def inbound(caller: str, did: str = "", name: str = "") -> Scenario:
+    """An outside caller dials in (on the trunk and DID of `did`, a rule name or number), showing
+    display name `name` (default: the number)."""
+    if name:
+        return Scenario("inbound", caller=str(caller), did=str(did), name=str(name))
     return Scenario("inbound", caller=str(caller), did=str(did))
 
 
@@ -240,7 +245,8 @@ class Player:
         if scenario.kind == "inbound":
             to = scenario.to or {}
             return engine.inbound(scenario.start["caller"], scenario.start.get("did", ""),
-                                  to.get("dn"), members=to.get("rings"))
+                                  to.get("dn"), members=to.get("rings"),
+                                  caller_name=scenario.start.get("name", ""))
         if scenario.kind == "outbound":
             return engine.outbound(scenario.start["ext"], scenario.start["number"])
         return engine.outbound(scenario.start["ext"], scenario.start["other"])
