@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 logger = logging.getLogger(__name__)
 
@@ -165,3 +165,26 @@ class CallTable:
         with self._lock:
             return len(self._calls)
 
+
+class ArrivalClaims:
+    """When each call arrived, as the watcher and `makecall` agree on it (call-link ids start with it).
+
+    The first to `claim` a v20 call id fixes its time, so the id `makecall` answers and the ids of
+    the call's webhooks are the same whichever side sees the call first. The watcher `forget`s a
+    call when it ends; claims nobody forgets are dropped after `keep_s`. Any thread.
+    """
+
+    def __init__(self, keep_s: float = 3600.0) -> None:
+        self._lock = threading.Lock()
+        self._keep = timedelta(seconds=keep_s)
+        self._times: dict[int, datetime] = {}
+
+    def claim(self, v20_call_id: int, at: datetime) -> datetime:
+        with self._lock:
+            for call_id in [c for c, t in self._times.items() if at - t > self._keep]:
+                del self._times[call_id]
+            return self._times.setdefault(v20_call_id, at)
+
+    def forget(self, v20_call_id: int) -> None:
+        with self._lock:
+            self._times.pop(v20_call_id, None)

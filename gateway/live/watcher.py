@@ -21,9 +21,10 @@ from gateway.clock import Clock
 from gateway.config import Config
 from gateway.live import v20
 from gateway.live.arrivals import arrival_of, read_active_calls
+from gateway.live.ids import call_link_id
 from gateway.live.webhooks import CallEnded
 from gateway.live.machine import GraceOver, LegGone, LegSeen, MachineEvent, Rules, advance
-from gateway.live.model import Call, CallTable, Leg
+from gateway.live.model import ArrivalClaims, Call, CallTable, Leg
 from gateway.live.ports import CallStates, EntityLister, EventSource, WebhookSink
 from gateway.live.recorder import Capture, Recorder
 from gateway.live.store import CallStore
@@ -113,7 +114,7 @@ class Watcher:
                  outbox: WebhookSink, config: Config, *,
                  clock: Clock, on_call_ended: Callable[[Call, list[CallEnded]], None] | None = None,
                  unknowns: Unknowns | None = None, recorder: Recorder | None = None,
-                 store: CallStore | None = None) -> None:
+                 store: CallStore | None = None, arrival_claims: ArrivalClaims | None = None) -> None:
         self.clock = clock
         self.unknowns = unknowns if unknowns is not None else Unknowns()   # what v20.py has no reading for
         self.recorder = recorder if recorder is not None else Recorder(clock)   # copies traffic to captures
@@ -125,6 +126,7 @@ class Watcher:
         self._store = store                 # None: calls in progress are not kept across a restart
         self._rules = Rules.from_config(config)
         self._on_call_ended = on_call_ended
+        self.arrival_claims = arrival_claims or ArrivalClaims()
         self._dids = DidNames(xapi, clock=clock)
         self._lock = threading.RLock()          # handle() and resync() one at a time
         self._dn_kinds: dict[str, str] = {}
@@ -186,6 +188,11 @@ class Watcher:
         return WatcherStatus(connected=self._is_connected, synced=self._is_synced, last_event_age_s=age,
                              calls=len(self._table), events_total=self._events_total)
 
+    def link_id(self, v20_call_id: int, link: int) -> str:
+        """The call-link id call `v20_call_id` has at `link`; fixes its arrival now if not yet seen."""
+        return call_link_id(self.arrival_claims.claim(v20_call_id, self.clock.now()), v20_call_id, link,
+                            self._rules.timezone)
+
     # --- events ----------------------------------------------------------------------------------
 
     def handle(self, message: dict[str, Any]) -> None:
@@ -242,6 +249,9 @@ class Watcher:
         if cached is not None and cached.v20_call_id != leg.v20_call_id:
             self._feed(cached.v20_call_id, LegGone(leg.dn, leg.participant_id, self.clock.now(), is_resync=is_resync))
         did_name = self._dids.name_of(leg.did) if leg.did else ""
+        if self._table.get(leg.v20_call_id) is None:
+            # A new call: makecall may have fixed its arrival already (ArrivalClaims); else this fixes it.
+            arrived_at = self.arrival_claims.claim(leg.v20_call_id, arrived_at or self.clock.now())
         self._feed(leg.v20_call_id, LegSeen(leg, self.clock.now(), did_name=did_name, is_resync=is_resync,
                                             arrived_at=arrived_at))
 
@@ -288,6 +298,7 @@ class Watcher:
 
     def _ended(self, call: Call) -> None:
         ends = self._answered_ends.pop(call.v20_call_id, [])
+        self.arrival_claims.forget(call.v20_call_id)
         logger.info("call %s ended (%d answered legs)", call.v20_call_id, len(ends))
         if self._on_call_ended is None:
             return

@@ -75,10 +75,11 @@ def _dn_request(sim: Any, dn: str, method: str, rest: list[str], body: dict) -> 
     if method != "POST":
         return _not_allowed()
     if rest == ["makecall"]:
-        _, result = engine.make_call_checked(dn, _destination(body))
+        _, result = engine.make_call_checked(dn, _destination(body), timeout_s=_timeout(body))
         return 200, result
     if len(rest) == 3 and rest[0] == "devices" and rest[2] == "makecall":
-        _, result = engine.make_call_checked(dn, _destination(body), device_id=rest[1])
+        _, result = engine.make_call_checked(dn, _destination(body), device_id=rest[1],
+                                             timeout_s=_timeout(body))
         return 200, result
     if len(rest) == 3 and rest[0] == "participants" and rest[2] in ACTIONS:
         return 200, engine.act(dn, _int(rest[1]), rest[2], body)
@@ -111,6 +112,12 @@ def _destination(body: dict) -> str:
     if not isinstance(destination, str) or not destination.strip():
         raise ActionRefused(422, "InvalidDestination", "destination is required")
     return destination
+
+
+def _timeout(body: dict) -> float | None:
+    """MakeCallRequest `timeout` in seconds, None when absent or not a positive number."""
+    value = body.get("timeout") if isinstance(body, dict) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
 
 
 def _int(text: str) -> int:

@@ -412,9 +412,13 @@ class Engine:
         except ActionRefused as refused:
             return failure(refused)
 
-    def make_call_checked(self, dn: str, destination: str,
-                          device_id: str | None = None) -> tuple[Call, dict[str, Any]]:
-        """`make_call` that raises ActionRefused; returns the call and the result body."""
+    def make_call_checked(self, dn: str, destination: str, device_id: str | None = None,
+                          timeout_s: float | None = None) -> tuple[Call, dict[str, Any]]:
+        """`make_call` that raises ActionRefused; returns the call and the result body.
+
+        `timeout_s` (the request's `timeout`): how long the caller's own device may ring before
+        the call is given up.
+        """
         destination = (destination or "").strip()
         with self._lock:
             user = self._require_extension(dn)
@@ -445,6 +449,8 @@ class Engine:
                                    originated_by=originated, device=device)
                 call.caller = caller
                 call.timers.append(self.later(self.pickup_after_s, self._pickup_timer, call))
+                if timeout_s:
+                    call.timers.append(self.later(float(timeout_s), self._caller_timeout, call))
             self._notify(call)
             # The DN form names the new leg only when the DN has exactly one device (V20-API-NOTES §d).
             result = caller.view() if device_id is not None or len(user.devices) == 1 else None
@@ -786,6 +792,12 @@ class Engine:
         with self._lock:
             if not call.is_ended and isinstance(call.caller, Participant) and call.caller.status == RINGING:
                 self._pickup(call)
+                self._notify(call)
+
+    def _caller_timeout(self, call: Call) -> None:
+        with self._lock:
+            if not call.is_ended and isinstance(call.caller, Participant) and call.caller.status == RINGING:
+                self._end(call)
                 self._notify(call)
 
     def _pickup(self, call: Call) -> None:

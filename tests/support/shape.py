@@ -49,3 +49,10 @@ def shape_differences(answer: Any, example: Any, *, nullable: frozenset[str] = f
 def same_shape(answer: Any, example: Any, *, nullable: frozenset[str] = frozenset()) -> bool:
     """True when `answer` has the example's keys (in order), nesting and value types."""
     return not shape_differences(answer, example, nullable=nullable)
+
+
+def same_shape_with_additions(answer: dict, example: dict) -> bool:
+    """`same_shape` for an answer that adds keys: the example's keys come first, in order, with the
+    example's shapes; any further keys follow them (the README's command table calls them additive)."""
+    legacy = {key: answer[key] for key in list(answer)[:len(example)]}
+    return same_shape(legacy, example)

@@ -1,6 +1,8 @@
 """makecall, drop, answer, transfer, join: Call Control actions against calls the simulator plays."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gateway.config import from_dict
@@ -9,7 +11,7 @@ from gateway.sim.model import Device
 from gateway.sim.scenarios import inbound
 from gateway.webapi.commands.calls import _pick_device
 from tests.support.wait import wait_until
-from tests.support.shape import examples, same_shape
+from tests.support.shape import examples, same_shape, same_shape_with_additions
 
 EXAMPLES = examples()
 CALLER = "+420774852529"
@@ -33,8 +35,9 @@ def test_makecall_rings_first_from_its_device_and_answers_the_example_shape(sim,
     status, answer = webapi("makecall", first="103", second=CALLER)
 
     assert status == 200
-    assert same_shape(answer, EXAMPLES["makecall"]["answer"])
-    assert answer == {"first": "103", "second": CALLER}
+    assert same_shape_with_additions(answer, EXAMPLES["makecall"]["answer"])
+    assert (answer["first"], answer["second"]) == ("103", CALLER)
+    assert re.fullmatch(rf"\d{{12}}_{sim.engine.participants('103')[0]['callid']}-1", answer["id"])
     assert statuses(sim, "103") == ["Ringing"]
     assert sim.engine.participants("103")[0]["party_caller_id"] == CALLER
     [path] = makecall_requests(sim)
@@ -81,7 +84,8 @@ def test_pick_device_without_devices_is_none():
 def test_makecall_from_an_extension_without_devices_uses_the_dn_form(sim, webapi):
     status, answer = webapi("makecall", first="125", second="101")
 
-    assert (status, answer) == (200, {"first": "125", "second": "101"})
+    assert (status, answer["first"], answer["second"]) == (200, "125", "101")
+    assert answer["id"].endswith(f"_{sim.engine.participants('125')[0]['callid']}-1")
     assert makecall_requests(sim) == ["/callcontrol/125/makecall"]
 
 

@@ -148,6 +148,69 @@ def app_for():
     return make
 
 
+def test_makecall_answers_the_id_the_calls_webhooks_carry(sim, receiver, tmp_path, running, app_for):
+    services = running(targets_config(sim, receiver, tmp_path))
+    webapi = app_for(services)
+
+    status, answer = webapi("makecall", first="103", second=CALLER)
+    receiver.wait_for(1)                                  # the far end answered: the call started
+    sim.engine.hang_up(sim.engine.participants("103")[0]["callid"])
+    receiver.wait_for(2)
+
+    assert status == 200 and list(answer) == ["first", "second", "id"]
+    assert [(r.params["event"], r.params["id"]) for r in receiver.received] == [
+        ("hangupoutgoing", answer["id"]), ("outgoing", answer["id"])]
+
+
+def test_makecall_id_holds_when_the_watcher_sees_the_call_only_after_an_event_stream_gap(
+        sim, receiver, tmp_path, running, app_for):
+    from gateway.clock import FakeClock
+    clock = FakeClock()
+    services = running(targets_config(sim, receiver, tmp_path), clock=clock)
+    webapi = app_for(services)
+    sim.faults.refuse_websockets(True)
+    sim.faults.drop_websockets()
+    wait_until(lambda: not services.live.is_live)
+
+    status, answer = webapi("makecall", first="103", second=CALLER)
+    wait_until(lambda: [p["status"] for p in sim.engine.participants("103")] == ["Connected"])
+    clock.advance(5)                 # the watcher first sees the call 5 s after makecall answered
+    sim.faults.refuse_websockets(False)
+    wait_until(lambda: services.live.is_live, timeout_s=10)
+    sim.engine.hang_up(sim.engine.participants("103")[0]["callid"])
+    receiver.wait_for(2)
+
+    assert status == 200
+    assert [(r.params["event"], r.params["id"]) for r in receiver.received] == [
+        ("hangupoutgoing", answer["id"]), ("outgoing", answer["id"])]
+
+
+def test_makecall_rings_the_device_named_by_contact(sim, receiver, tmp_path, running, app_for):
+    webapi = app_for(running(targets_config(sim, receiver, tmp_path)))
+    devices = [d["contact"] for d in webapi("ext.devices.get", num="104")[1]["devices"]]
+
+    status, answer = webapi("makecall", first="104", second=CALLER, contact=devices[-1])
+    missing = webapi("makecall", first="104", second=CALLER, contact="sip:nobody@")
+
+    assert status == 200 and len(devices) == 2      # without contact, makecall rings the first
+    assert sim.engine.participants("104")[0]["device_id"] == devices[-1]
+    assert missing[0] == 404 and "sip:nobody@" in missing[1]["error"]
+
+
+def test_makecall_timeout_gives_up_when_first_does_not_answer_in_time(sim, receiver, tmp_path, running, app_for):
+    webapi = app_for(running(targets_config(sim, receiver, tmp_path)))
+    pickup_after_s, sim.engine.pickup_after_s = sim.engine.pickup_after_s, 30.0   # picked up only after 30 s
+    try:
+        timed = webapi("makecall", first="103", second=CALLER, timeout="2")
+        untimed = webapi("makecall", first="105", second=CALLER)
+        wait_until(lambda: not sim.engine.participants("103"), timeout_s=5)
+
+        assert timed[0] == untimed[0] == 200
+        assert [p["status"] for p in sim.engine.participants("105")] == ["Ringing"]   # no timeout: rings on
+    finally:
+        sim.engine.pickup_after_s = pickup_after_s
+
+
 def test_extra_fields_name_the_phonebook_contact_created_with_contact_new(sim, receiver, receivers, tmp_path,
                                                                         running, app_for):
     crm = receivers["crm"]

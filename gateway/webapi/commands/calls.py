@@ -10,7 +10,7 @@ from gateway.pbx import odata
 from gateway.pbx.errors import PbxNotFound, PbxRejected
 from gateway.webapi import answers
 from gateway.webapi.errors import NoSuchNumber, NotPossibleOnV20
-from gateway.webapi.params import Extension, Number, Text
+from gateway.webapi.params import Extension, Integer, Number, Text
 from gateway.webapi.registry import command
 
 if TYPE_CHECKING:
@@ -51,21 +51,57 @@ def _pick_device(devices: list[dict[str, Any]], preference: tuple[str, ...]) -> 
     return min(devices, key=rank, default=None)
 
 
-@command("makecall", first=Extension(), second=Number())
-def makecall(ctx: Services, first: str, second: str) -> dict[str, Any]:
-    """Ring `first` (an extension, or a queue/IVR/CFD number), then dial `second` when it answers.
+@command("makecall", first=Extension(), second=Number(), contact=Text(required=False, max_len=200),
+         timeout=Integer(required=False, minimum=1, maximum=600))
+def makecall(ctx: Services, first: str, second: str, contact: str | None, timeout: int | None) -> dict[str, Any]:
+    """Ring `first` (an extension, or a queue/IVR/CFD number) on device `contact` if given (as
+    ext.devices.get lists it) for up to `timeout` seconds, then dial `second` when it answers.
+    Answers 004's `first`, `second` plus the added `id`: the call-link id the call's start and end
+    webhooks carry.
+
+    `id` ends in `-1`; webhooks sent before anyone answers (a ringing, or the missed end of a call
+    nobody picked up) carry the same id with `-0`, and every event of the call starts with the same
+    `<date>_<call>` (the `chid` field). `id` is "" when the PBX did not say which call it placed.
 
     Difference on v20: an extension with devices rings one device, chosen by [webapi]
     makecall_devices (desk phones first by default), where v18 rang the extension.
     """
+    # MakeCallRequest `timeout` is documented only as "Seconds"; that it bounds how long `first`
+    # rings, as the legacy dialer's timeout did, is (inferred) (callcontrol-v20.openapi.yaml).
     with _known_dn(ctx, first):
-        device = _pick_device(ctx.callcontrol.devices(first), ctx.config.webapi.makecall_devices)
+        devices = ctx.callcontrol.devices(first)
+        device = (_device_named(first, devices, contact) if contact
+                  else _pick_device(devices, ctx.config.webapi.makecall_devices))
         if device:  # 3CX's own dialer prefers the device form (V20-API-NOTES §d)
-            ctx.callcontrol.makecall_from_device(first, device["device_id"], second)
+            started = ctx.callcontrol.makecall_from_device(first, device["device_id"], second, timeout_s=timeout)
         else:  # queues, IVRs, CFD apps and unregistered extensions: the DN form (004's note)
-            ctx.callcontrol.makecall(first, second)
+            started = ctx.callcontrol.makecall(first, second, timeout_s=timeout)
     logger.info("makecall %s -> %s via %s", first, second, device["device_id"] if device else "DN")
-    return {"first": first, "second": second}
+    return {"first": first, "second": second, "id": _call_link_id(ctx, first, started)}
+
+
+def _device_named(first: str, devices: list[dict[str, Any]], contact: str) -> dict[str, Any]:
+    """The device `contact` names (its whole id, or a part of it such as "sip:102@…;rinstance=…")."""
+    found = next((d for d in devices if d.get("device_id") == contact), None)
+    found = found or next((d for d in devices if contact in str(d.get("device_id") or "")), None)
+    if found is None:
+        raise NoSuchNumber(f"extension {first} has no registered device {contact!r} (see ext.devices.get)")
+    return found
+
+
+def _call_link_id(ctx: Services, first: str, started: dict[str, Any]) -> str:
+    """The link-1 id of the call makecall placed; "" when the PBX did not say which call it is."""
+    result = started.get("result") if isinstance(started, dict) else None
+    v20_call_id = result.get("callid") if isinstance(result, dict) else None
+    if v20_call_id is None:
+        # The DN form names no participant when the DN has several devices (V20-API-NOTES §d):
+        # the call is the newest one `first` itself originated.
+        own = [p for p in ctx.callcontrol.participants(first) if p.get("originated_by_dn") == first]
+        v20_call_id = max(own, key=lambda p: int(p.get("id") or 0)).get("callid") if own else None
+    if v20_call_id is None:
+        logger.warning("makecall %s: the PBX did not name the new call; answering without an id", first)
+        return ""
+    return ctx.watcher.link_id(int(v20_call_id), 1)
 
 
 @command("drop", num=Extension(), contact=Text(required=False, max_len=200), external=Number(required=False))
