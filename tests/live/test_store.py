@@ -89,3 +89,18 @@ def test_failed_commit_keeps_neither_the_events_nor_the_row(outbox):
         store.commit(call.v20_call_id, call, [*webhooks, Unsendable()], [])
 
     assert outbox.events() == [] and store.load() == []
+
+
+def test_stored_end_events_keep_the_facts_target_filters_read(outbox):
+    q = {"on_behalf_of_dn": "800", "on_behalf_of_type": "Wqueue"}
+    call, out = advance(None, seen("101", 1, "Ringing", 0, **q), RULES)
+    call, more = advance(call, seen("101", 1, "Connected", 5, **q), RULES)
+    call, ends = advance(call, LegGone("101", 1, at(30)), RULES)
+    [end] = [w for w in ends if isinstance(w, CallEnded)]
+    store = CallStore(outbox)
+
+    store.commit(call.v20_call_id, replace(call, ended_at=None), [], [end])
+
+    [stored] = CallStore(outbox).load()
+    assert stored.answered_ends[0].facts == end.facts and end.facts is not None
+    assert end.facts.queues == ("800",) and stored.call.queues == ("800",)
