@@ -105,7 +105,8 @@ class CallStarted:
 
     Payload: event (hangupincoming | hangupoutgoing, or pickupincoming | pickupoutgoing with
     [webhooks] answer_event = pickup), callerid (the outside number), user (the extension),
-    did (incoming calls only: the DID rule name), trtype (NotDef | Blind | Accomp), id.
+    did (incoming calls only: the DID rule name), trtype (NotDef | Blind | Accomp), id; and
+    title only on a start recovered from the PBX's call history (a live start has none).
     """
 
     call_key: str
@@ -115,6 +116,7 @@ class CallStarted:
     user: str
     did: str | None
     trtype: str
+    title: str | None = None
 
     def params(self) -> dict[str, str]:
         # Key order of 003's example: callerid, event, user, did, trtype, id.
@@ -122,6 +124,8 @@ class CallStarted:
         if self.did is not None:
             params["did"] = self.did
         params.update({"trtype": self.trtype, "id": self.id})
+        if self.title is not None:
+            params["title"] = self.title
         return params
 
 
