@@ -181,3 +181,29 @@ def test_doctor_missing_ffmpeg_fails(config, capsys, monkeypatch, tmp_path):
     assert status == 1
     assert line_of(out, "ffmpeg").startswith("FAIL ")
     assert line_of(out, "ffprobe").startswith("FAIL ")
+
+
+def test_doctor_call_history_without_system_owner_warns(sim, config, capsys):
+    sim.directory.api_clients[sim.client_id].role = "system_admins"
+
+    _, out = doctor(config, capsys)
+
+    line = line_of(out, "history")
+    assert line.startswith("WARN ") and "System Owner" in line
+
+
+def test_doctor_names_outages_the_call_history_did_not_cover(config, capsys):
+    from datetime import datetime, timedelta, timezone
+
+    from gateway.live.gaps import GapStore, gaps_path
+
+    store = GapStore(gaps_path(config.storage.state_dir))
+    until = datetime.now(timezone.utc).replace(microsecond=0)
+    store.note_uncovered(until - timedelta(hours=30), until, "the gap is longer than 24 h")
+    store.close()
+
+    _, out = doctor(config, capsys)
+
+    line = line_of(out, "gaps")
+    assert line.startswith("WARN ") and "the gap is longer than 24 h" in line
+    assert f"{until - timedelta(hours=30):%Y-%m-%d %H:%M:%S}" in line
