@@ -133,3 +133,36 @@ def test_without_system_owner_live_webhooks_flow_and_healthz_names_the_gap(sim, 
     [warning] = [w for w in report["warnings"] if "not recovered from the call history" in w]
     [gap] = report["recovery"]["uncovered"]
     assert gap["since"] in warning and gap["until"] in warning and "System Owner" in warning
+
+
+def test_call_ringing_when_the_service_stopped_is_completed_after_the_restart(sim, config, receiver):
+    from gateway.services import Services
+
+    first = Services(config)
+    first.runtime.start()
+    wait_until(lambda: first.recovery.status()["observed_until"], timeout_s=10)
+    played = sim.play(inbound(CALLER, did=DID).to_extension("101").rings(100).answered_by("101").talk(10)
+                      .caller_hangs_up(), wait=False)
+    receiver.wait_for(1)                                  # 101 rings
+    first.runtime.stop(timeout_s=10)
+    first.http.close()
+    sim.engine.answer_offer(played.call_id, "101")
+    sim.engine.hang_up(played.call_id)
+    played.wait()
+
+    second = Services(config)
+    second.runtime.start()
+    try:
+        receiver.wait_for(4, timeout_s=30)
+        wait_until(lambda: settled(second), timeout_s=20)
+    finally:
+        second.runtime.stop(timeout_s=10)
+        second.http.close()
+
+    hooks = by_event(receiver)
+    assert [(e, u) for e, u, _ in hooks] == [("ringing", "101"), ("hangupincoming", "101"), ("incoming", "101"),
+                                             ("FILES", "")]
+    prefix = hooks[0][2].rsplit("-", 1)[0]
+    assert prefix.endswith(f"_{played.call_id}")
+    assert [i for _, _, i in hooks] == [f"{prefix}-0", f"{prefix}-1", f"{prefix}-1", f"{prefix}-1"]
+    assert second.recovery.status()["completed_calls"] == 1
