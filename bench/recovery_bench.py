@@ -29,16 +29,15 @@ import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import requests  # noqa: E402
+import requests
 
-from bench.common import HOST, free_port, machine_line, start_gateway, table, wait_http, write_config  # noqa: E402
+from bench.common import HOST, free_port, machine_line, start_gateway, table, wait_http, write_config
+from gateway.webhooks.receiver import Webhook, WebhookReceiver
 
 logger = logging.getLogger(__name__)
 
@@ -58,46 +57,27 @@ def quiet_directory() -> Any:
 
 
 class Receiver:
-    """Collects (arrival perf_counter, params) of every webhook."""
+    """The shared webhook receiver, keeping (arrival perf_counter, params) of every webhook."""
 
     def __init__(self) -> None:
-        self.arrivals: list[tuple[float, dict[str, str]]] = []
+        self.arrivals: list[tuple[float, dict[str, Any]]] = []
         self._lock = threading.Lock()
-        receiver = self
+        self._server = WebhookReceiver(self._arrive, keep_alive=True, name="bench-receiver")
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
-                with receiver._lock:
-                    receiver.arrivals.append((time.perf_counter(), params))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_POST = _handle
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer((HOST, 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+    def _arrive(self, webhook: Webhook) -> None:
+        with self._lock:
+            self.arrivals.append((webhook.at, dict(webhook.params)))
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self._server.server_address[1]}/hook"
+        return self._server.url
 
-    def snapshot(self) -> list[tuple[float, dict[str, str]]]:
+    def snapshot(self) -> list[tuple[float, dict[str, Any]]]:
         with self._lock:
             return list(self.arrivals)
 
     def stop(self) -> None:
-        self._server.shutdown()
+        self._server.stop()
 
 
 def health(base: str) -> dict:
@@ -170,7 +150,9 @@ def baseline_read(sim: Any, read: dict) -> float:
     tokens = TokenSource(session, sim.url, sim.client_id, sim.client_secret, timeout_s=10, clock=Clock())
     xapi = XapiClient(session, sim.url, tokens, timeout_s=10)
     now = datetime.now(timezone.utc)
-    since = datetime.fromisoformat(read["since"].replace("Z", "+00:00")) if read.get("since") else now - timedelta(hours=1)
+    since = now - timedelta(hours=1)
+    if read.get("since"):
+        since = datetime.fromisoformat(read["since"].replace("Z", "+00:00"))
     tokens.token()
     began = time.perf_counter()
     xapi.call_log(since, now + timedelta(minutes=1))

@@ -48,9 +48,9 @@ def assess(services: Services) -> tuple[bool, dict[str, Any]]:
     if outbox.get("failed"):
         warnings.append(f"{outbox['failed']} webhook(s) failed; see `3cx-gateway outbox list`")
     recovery = services.recovery.status()
-    for gap in recovery.get("uncovered") or []:
-        warnings.append(f"calls between {gap['since']} and {gap['until']} were not recovered from the call "
-                        f"history: {gap['reason']}")
+    for gap in recovery.uncovered:
+        warnings.append(f"calls between {gap.since} and {gap.until} were not recovered from the call "
+                        f"history: {gap.reason}")
     recordings = services.recordings.status()
     if recordings.last_error:
         warnings.append(f"recordings: {recordings.last_error}")
@@ -67,7 +67,7 @@ def assess(services: Services) -> tuple[bool, dict[str, Any]]:
         "events": asdict(events),
         "outbox": outbox,
         "recordings": asdict(recordings),
-        "recovery": recovery,
+        "recovery": asdict(recovery),
         "disk_free_bytes": free,
     }
     return not problems, report

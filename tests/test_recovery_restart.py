@@ -48,7 +48,7 @@ def test_calls_while_the_service_is_down_are_recovered_after_restart(sim, receiv
     first = _start(config_path, start_new_session=True)
     try:
         wait_until(lambda: _observing(base), timeout_s=30, interval_s=0.2)
-        sim.play(inbound(CALLER).to_extension("102").rings(5).answered_by("102").talk(2).caller_hangs_up())
+        sim.play(inbound(CALLER).to_extension("102").rings(5).answered_by("102").talk(20).caller_hangs_up())
         before = [h.params for h in receiver.wait_for(4, timeout_s=20)]   # ringing, start, end, FILES
         wait_until(lambda: _delivered(base), timeout_s=10)
     finally:

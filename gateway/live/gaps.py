@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from gateway.live.history import KnownCall
 
@@ -117,7 +118,7 @@ class GapStore:
 
     # --- reported calls ------------------------------------------------------------------------
 
-    def note_call(self, known: KnownCall, state: dict | None) -> None:
+    def note_call(self, known: KnownCall, state: dict[str, Any] | None) -> None:
         """Record (or widen) a call the gateway reported; `state` None once it has ended."""
         db = self._db()
         with _transaction(db):
@@ -144,7 +145,7 @@ class GapStore:
         return [KnownCall(key, frozenset(json.loads(dns)), frozenset(json.loads(numbers)), _time(started),
                           None if ended is None else _time(ended)) for key, dns, numbers, started, ended in rows]
 
-    def open_states(self) -> dict[str, dict]:
+    def open_states(self) -> dict[str, dict[str, Any]]:
         """key → saved live state of every reported call not seen to end."""
         rows = self._db().execute("SELECT key, state FROM calls WHERE ended_at IS NULL AND state IS NOT NULL")
         return {key: json.loads(state) for key, state in rows.fetchall()}

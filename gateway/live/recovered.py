@@ -79,8 +79,8 @@ def completed_events(call: Call, history: HistoryCall, rules: Rules) -> Recovere
     for dn, leg in talking.items():
         own = [s for s in answered if s.answering_extension == dn]
         ended_at = own[-1].ended_at if own else history.ended_at
-        later = [s for s in answered if s.answering_extension != dn and s.started_at >= (own[-1].started_at if own
-                                                                                          else leg.answered_at)]
+        since = own[-1].started_at if own else (leg.answered_at or call.arrived_at)
+        later = [s for s in answered if s.answering_extension != dn and s.started_at >= since]
         duration = (ended_at - (leg.answered_at or ended_at)).total_seconds()
         word = _word(direction, is_source=bool(own) and own[-1].source.dn == dn)
         events.append(_end(key, call_link_id(call.arrived_at, call.v20_call_id, leg.link, rules.timezone), word,

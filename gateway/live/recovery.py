@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
@@ -48,6 +48,43 @@ RETRY_S = 2.0              # wait between reads while a deferred call is not in 
 FAILED_READS = 5           # transient read failures in a row before a gap is declared uncovered
 KEEP_DAYS = 7              # reported calls, recovered ids and gaps are kept this long
 WARN_DAYS = 1              # uncovered gaps noted within this are /healthz warnings
+
+
+@dataclass(frozen=True)
+class GapReport:
+    """A gap the call history did not cover (UTC ISO times) and why."""
+
+    since: str
+    until: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class HistoryRead:
+    """The last read of the call history: its period (UTC ISO), calls found, seconds taken, when."""
+
+    since: str
+    until: str
+    calls: int
+    seconds: float
+    at: str
+
+
+@dataclass(frozen=True)
+class RecoveryStatus:
+    """Gap recovery's state for /healthz: how far the PBX was observed (None before the first
+    sync), calls waiting for the history, counts since start, the last read, recent uncovered gaps."""
+
+    enabled: bool
+    observed_until: str | None
+    deferred: int
+    recovered_calls: int
+    completed_calls: int
+    events: int
+    reads: int
+    last_read: HistoryRead | None
+    last_error: str | None
+    uncovered: tuple[GapReport, ...]
 
 
 @dataclass
@@ -88,7 +125,7 @@ class Recovery:
         self._has_orphans = True         # calls reported before a restart are looked at once
         self._failed_reads = 0
         self._counts = {"recovered_calls": 0, "completed_calls": 0, "events": 0, "reads": 0}
-        self._last_read: dict[str, Any] = {}
+        self._last_read: HistoryRead | None = None
         self._last_error: str | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -107,18 +144,23 @@ class Recovery:
             self._thread.join(timeout_s)
             self._thread = None
 
-    def status(self) -> dict[str, Any]:
-        """For /healthz and /metrics: counts, the last read, and recent uncovered gaps."""
+    def status(self) -> RecoveryStatus:
+        """For /healthz: counts, the last read, and recent uncovered gaps."""
         observed = self._safe(self._store.observed)
-        gaps = self._safe(lambda: self._store.uncovered(self._clock.now() - timedelta(days=WARN_DAYS))) or []
+        gaps = self.uncovered()
         with self._lock:
-            return {"enabled": self.is_enabled, "observed_until": _iso(observed[0]) if observed else None,
-                    "deferred": len(self._deferred), **self._counts, "last_read": dict(self._last_read),
-                    "last_error": self._last_error,
-                    "uncovered": [{"since": _iso(g.since), "until": _iso(g.until), "reason": g.reason} for g in gaps]}
+            return RecoveryStatus(
+                enabled=self.is_enabled, observed_until=_iso(observed[0]) if observed else None,
+                deferred=len(self._deferred), recovered_calls=self._counts["recovered_calls"],
+                completed_calls=self._counts["completed_calls"], events=self._counts["events"],
+                reads=self._counts["reads"], last_read=self._last_read, last_error=self._last_error,
+                uncovered=tuple(GapReport(_iso(g.since) or "", _iso(g.until) or "", g.reason) for g in gaps))
 
     def uncovered(self) -> list[UncoveredGap]:
-        return self._safe(lambda: self._store.uncovered(self._clock.now() - timedelta(days=WARN_DAYS))) or []
+        """Gaps noted in the last WARN_DAYS the call history did not cover, newest first."""
+        gaps: list[UncoveredGap] | None = self._safe(
+            lambda: self._store.uncovered(self._clock.now() - timedelta(days=WARN_DAYS)))
+        return gaps or []
 
     # --- called by the watcher thread ----------------------------------------------------------
 
@@ -235,8 +277,8 @@ class Recovery:
         waiting = self._apply(calls, deferred, since, now)
         with self._lock:
             self._counts["reads"] += 1
-            self._last_read = {"since": _iso(window[0]), "until": _iso(window[1]), "calls": len(calls),
-                               "seconds": round(took, 3), "at": _iso(now)}
+            self._last_read = HistoryRead(_iso(window[0]) or "", _iso(window[1]) or "", len(calls), round(took, 3),
+                                          _iso(now) or "")
         self._observe(now)
         return self._retry_s if waiting else self._heartbeat_s
 
@@ -379,12 +421,13 @@ def _known(key: str, call: Call, history: HistoryCall | None = None) -> KnownCal
                      call.ended_at or (history.ended_at if history else None))
 
 
-def call_state(call: Call) -> dict:
+def call_state(call: Call) -> dict[str, Any]:
     """A JSON-able copy of a live `Call` (to complete it after a restart)."""
-    return _jsonable(asdict(call))
+    state: dict[str, Any] = _jsonable(asdict(call))
+    return state
 
 
-def call_from_state(state: dict) -> Call:
+def call_from_state(state: dict[str, Any]) -> Call:
     """The `Call` a `call_state()` copy describes."""
     legs = tuple(Leg(**_datetimes(leg, Leg)) for leg in state["legs"])
     return Call(**{**_datetimes(state, Call), "legs": legs})
@@ -400,7 +443,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _datetimes(data: dict, kind: type) -> dict:
+def _datetimes(data: dict[str, Any], kind: type) -> dict[str, Any]:
     names = {f.name for f in fields(kind)}
     out = {k: v for k, v in data.items() if k in names}
     for name in ("arrived_at", "answered_at", "ended_at", "seen_at"):

@@ -97,7 +97,7 @@ def test_a_gap_longer_than_the_limit_is_noted_not_read(sim, config, tmp_path):
     services.recovery.synced()
     services.recovery.recover_now()
 
-    [gap] = services.recovery.status()["uncovered"]
-    assert "recover_max_gap_hours" in gap["reason"] and gap["since"].startswith(f"{two_hours_ago:%Y-%m-%dT%H:%M}")
+    [gap] = services.recovery.status().uncovered
+    assert "recover_max_gap_hours" in gap.reason and gap.since.startswith(f"{two_hours_ago:%Y-%m-%dT%H:%M}")
     assert not [r for r in sim.requests if "GetCallLogData" in r.path]
     services.http.close()

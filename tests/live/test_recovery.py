@@ -18,21 +18,21 @@ RECOVERED = "recovered from call history"
 def outage_during(sim, gateway, *scenarios, refuse: str = "websockets", seconds: float = 2.0) -> list:
     """Cut the gateway off the event stream, play `scenarios` to their end meanwhile, and wait until
     the gateway is back in step; the played calls."""
-    wait_until(lambda: gateway.recovery.status()["observed_until"], timeout_s=10)
+    wait_until(lambda: gateway.recovery.status().observed_until, timeout_s=10)
     sim.faults.outage(seconds, refuse=refuse)
-    wait_until(lambda: not gateway.watcher.status()["connected"], timeout_s=5)
+    wait_until(lambda: not gateway.watcher.status().connected, timeout_s=5)
     played = [sim.play(scenario, wait=False) for scenario in scenarios]
     for call in played:
         call.wait()
     assert sim.faults.is_in_outage, "the calls must end inside the outage"
-    wait_until(lambda: gateway.watcher.status()["synced"], timeout_s=30)
+    wait_until(lambda: gateway.watcher.status().synced, timeout_s=30)
     return played
 
 
 def settled(gateway) -> bool:
     status = gateway.recovery.status()
-    return (status["deferred"] == 0 and not status["last_error"] and gateway.outbox.counts()["pending"] == 0
-            and gateway.recordings.status()["pending"] == 0)
+    return (status.deferred == 0 and not status.last_error and gateway.outbox.counts()["pending"] == 0
+            and gateway.recordings.status().pending == 0)
 
 
 def by_event(receiver) -> list[tuple[str, str, str]]:
@@ -66,7 +66,7 @@ def test_calls_during_an_outage_are_recovered_exactly_once(sim, live_gateway, re
     assert re.fullmatch(r"\d{12}_\d+-0", ends["800"]["id"])
     assert all(RECOVERED in h.params["title"] for h in receiver.received if "title" in h.params)
     assert "not answered in queue 800" in ends["800"]["title"]
-    assert live_gateway.recovery.status()["recovered_calls"] == 2
+    assert live_gateway.recovery.status().recovered_calls == 2
 
 
 def test_tokens_refused_during_the_outage_too(sim, live_gateway, receiver):
@@ -82,12 +82,12 @@ def test_tokens_refused_during_the_outage_too(sim, live_gateway, receiver):
 
 
 def test_call_ringing_before_the_gap_and_answered_in_it_is_reported_as_answered(sim, live_gateway, receiver):
-    wait_until(lambda: live_gateway.recovery.status()["observed_until"], timeout_s=10)
+    wait_until(lambda: live_gateway.recovery.status().observed_until, timeout_s=10)
     played = sim.play(inbound(CALLER, did=DID).to_queue("800", rings=["101", "102"]).rings(100)
                       .answered_by("102").talk(10).caller_hangs_up(), wait=False)
     receiver.wait_for(2)                                  # 101 and 102 ring
     sim.faults.outage(2.0)
-    wait_until(lambda: not live_gateway.watcher.status()["connected"], timeout_s=5)
+    wait_until(lambda: not live_gateway.watcher.status().connected, timeout_s=5)
     sim.engine.answer_offer(played.call_id, "102")
     sim.engine.hang_up(played.call_id)
     played.wait()
@@ -105,7 +105,7 @@ def test_call_ringing_before_the_gap_and_answered_in_it_is_reported_as_answered(
 
 
 def test_calls_the_gateway_saw_are_not_sent_again_by_recovery(sim, live_gateway, receiver):
-    sim.play(inbound(CALLER, did=DID).to_extension("101").rings(5).answered_by("101").talk(2).caller_hangs_up())
+    sim.play(inbound(CALLER, did=DID).to_extension("101").rings(5).answered_by("101").talk(20).caller_hangs_up())
     receiver.wait_for(4, timeout_s=20)                    # ringing, start, end, FILES
     wait_until(lambda: settled(live_gateway), timeout_s=20)
     live = by_event(receiver)
@@ -117,15 +117,15 @@ def test_calls_the_gateway_saw_are_not_sent_again_by_recovery(sim, live_gateway,
 
     assert [e for e, _, _ in live] == ["ringing", "hangupincoming", "incoming", "FILES"]
     assert by_event(receiver)[:4] == live and by_event(receiver)[4][:2] == ("incoming", "800")
-    assert len(receiver.received) == 5 and live_gateway.recovery.status()["recovered_calls"] == 1
+    assert len(receiver.received) == 5 and live_gateway.recovery.status().recovered_calls == 1
 
 
 def test_without_system_owner_live_webhooks_flow_and_healthz_names_the_gap(sim, live_gateway, receiver, client):
     sim.api_client.role = "system_admins"
     outage_during(sim, live_gateway, inbound(CALLER).to_queue("800", rings=["102"]).rings(2).caller_abandons())
 
-    wait_until(lambda: live_gateway.recovery.status()["uncovered"], timeout_s=20)
-    sim.play(inbound(CALLER, did=DID).to_extension("103").answered_by("103").talk(2).caller_hangs_up())
+    wait_until(lambda: live_gateway.recovery.status().uncovered, timeout_s=20)
+    sim.play(inbound(CALLER, did=DID).to_extension("103").answered_by("103").talk(20).caller_hangs_up())
     receiver.wait_for(3, timeout_s=20)
 
     assert [e for e, _, _ in by_event(receiver)][:3] == ["ringing", "hangupincoming", "incoming"]
@@ -140,7 +140,7 @@ def test_call_ringing_when_the_service_stopped_is_completed_after_the_restart(si
 
     first = Services(config)
     first.runtime.start()
-    wait_until(lambda: first.recovery.status()["observed_until"], timeout_s=10)
+    wait_until(lambda: first.recovery.status().observed_until, timeout_s=10)
     played = sim.play(inbound(CALLER, did=DID).to_extension("101").rings(100).answered_by("101").talk(10)
                       .caller_hangs_up(), wait=False)
     receiver.wait_for(1)                                  # 101 rings
@@ -165,4 +165,4 @@ def test_call_ringing_when_the_service_stopped_is_completed_after_the_restart(si
     prefix = hooks[0][2].rsplit("-", 1)[0]
     assert prefix.endswith(f"_{played.call_id}")
     assert [i for _, _, i in hooks] == [f"{prefix}-0", f"{prefix}-1", f"{prefix}-1", f"{prefix}-1"]
-    assert second.recovery.status()["completed_calls"] == 1
+    assert second.recovery.status().completed_calls == 1
