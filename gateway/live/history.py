@@ -8,6 +8,15 @@ of each finished call. Here a row becomes a `HistorySegment` and the rows of one
 reconciliation) take `HistoryCall.recording_ids` / `HistorySegment.recording_ids` for the
 `/Recordings` ids of a call or one party.
 
+Use:
+
+    history = CallHistory(xapi)                         # xapi: gateway.pbx.xapi.XapiClient
+    for call in history.calls(since, until):            # HistoryCall, oldest first
+        call.answered                                   # rows on which an extension talked, in order
+        call.recording_ids_of("101")                    # /Recordings ids of extension 101's parts
+    pairs = match_calls(calls, [KnownCall(key, dns, numbers, started_at, ended_at), ...])
+    # MainCallHistoryId -> the KnownCall it is; unpaired history calls are calls nobody knew
+
 What 3CX documents is only the field list (official spec, V20-API-NOTES §i [S]). Every other
 reading below is marked (inferred) with its source, so a PBX that behaves otherwise is fixed here.
 """

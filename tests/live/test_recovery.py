@@ -45,7 +45,7 @@ def by_event(receiver) -> list[tuple[str, str, str]]:
     return out
 
 
-def test_calls_during_an_outage_are_recovered_exactly_once(sim, live_gateway, receiver):
+def test_calls_during_an_outage_are_recovered_exactly_once(sim, live_gateway, receiver, client):
     answered, abandoned = outage_during(
         sim, live_gateway,
         inbound(CALLER, did=DID).to_extension("101").answered_by("101").talk(10).caller_hangs_up(),
@@ -67,6 +67,7 @@ def test_calls_during_an_outage_are_recovered_exactly_once(sim, live_gateway, re
     assert all(RECOVERED in h.params["title"] for h in receiver.received if "title" in h.params)
     assert "not answered in queue 800" in ends["800"]["title"]
     assert live_gateway.recovery.status().recovered_calls == 2
+    assert "gateway_recovered_calls_total 2.0" in client.get("/metrics").get_data(as_text=True)
 
 
 def test_tokens_refused_during_the_outage_too(sim, live_gateway, receiver):
@@ -133,6 +134,7 @@ def test_without_system_owner_live_webhooks_flow_and_healthz_names_the_gap(sim, 
     [warning] = [w for w in report["warnings"] if "not recovered from the call history" in w]
     [gap] = report["recovery"]["uncovered"]
     assert gap["since"] in warning and gap["until"] in warning and "System Owner" in warning
+    assert "gateway_uncovered_gaps 1.0" in client.get("/metrics").get_data(as_text=True)
 
 
 def test_call_ringing_when_the_service_stopped_is_completed_after_the_restart(sim, config, receiver):
