@@ -390,6 +390,11 @@ class Recovery:
                 logger.warning("call %s: saved state unreadable (%s); forgetting it", key, exc)
                 self._store.close_call(key, self._clock.now())
                 continue
+            if self._table.get(call.v20_call_id) is not None:
+                # Still in progress: the resync found it again and the live model reports its end.
+                logger.info("call %s: open before the restart and still in progress", call.v20_call_id)
+                self._store.close_call(key, self._clock.now())
+                continue
             with self._lock:
                 self._deferred.setdefault(key, _Deferred(call, [], self._clock.time()))
             logger.info("call %s: open before the restart; its end waits for the call history", call.v20_call_id)
