@@ -120,22 +120,27 @@ class GapStore:
 
     def note_call(self, known: KnownCall, state: dict[str, Any] | None) -> None:
         """Record (or widen) a call the gateway reported; `state` None once it has ended."""
+        self.note_calls([(known, state)])
+
+    def note_calls(self, calls: list[tuple[KnownCall, dict[str, Any] | None]]) -> None:
+        """`note_call` for several calls in one transaction."""
         db = self._db()
+        now = datetime.now(timezone.utc).timestamp()
         with _transaction(db):
-            row = db.execute("SELECT dns, numbers, started_at, ended_at FROM calls WHERE key = ?",
-                             (known.key,)).fetchone()
-            dns, numbers, started = set(known.dns), set(known.numbers), known.started_at.timestamp()
-            ended = known.ended_at.timestamp() if known.ended_at else None
-            if row is not None:
-                dns |= set(json.loads(row[0]))
-                numbers |= set(json.loads(row[1]))
-                started = min(started, row[2])
-                ended = ended if ended is not None else row[3]
-            db.execute("INSERT OR REPLACE INTO calls (key, dns, numbers, started_at, ended_at, state, updated_at) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (known.key, json.dumps(sorted(dns)), json.dumps(sorted(n for n in numbers if n)), started,
-                        ended, None if state is None or ended is not None else json.dumps(state),
-                        datetime.now(timezone.utc).timestamp()))
+            for known, state in calls:
+                row = db.execute("SELECT dns, numbers, started_at, ended_at FROM calls WHERE key = ?",
+                                 (known.key,)).fetchone()
+                dns, numbers, started = set(known.dns), set(known.numbers), known.started_at.timestamp()
+                ended = known.ended_at.timestamp() if known.ended_at else None
+                if row is not None:
+                    dns |= set(json.loads(row[0]))
+                    numbers |= set(json.loads(row[1]))
+                    started = min(started, row[2])
+                    ended = ended if ended is not None else row[3]
+                db.execute("INSERT OR REPLACE INTO calls (key, dns, numbers, started_at, ended_at, state, updated_at) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (known.key, json.dumps(sorted(dns)), json.dumps(sorted(n for n in numbers if n)),
+                            started, ended, None if state is None or ended is not None else json.dumps(state), now))
 
     def known_calls(self, since: datetime) -> list[KnownCall]:
         """Calls reported that were still open at `since` or started after it."""

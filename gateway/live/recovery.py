@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -120,6 +121,8 @@ class Recovery:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._deferred: dict[str, _Deferred] = {}
+        # Reported calls not yet written: key -> (latest Call, webhook users, webhook callerids).
+        self._notes: dict[str, tuple[Call, frozenset[str], frozenset[str]]] = {}
         self._is_synced = False
         self._is_gap_open = False        # a synced() whose gap is not read yet
         self._has_orphans = True         # calls reported before a restart are looked at once
@@ -165,17 +168,37 @@ class Recovery:
     # --- called by the watcher thread ----------------------------------------------------------
 
     def reported(self, call: Call, webhooks: list[WebhookEvent]) -> None:
-        """The live model produced `webhooks` for `call` (or ended it): remember what was reported."""
+        """The live model produced `webhooks` for `call` (or ended it): remember what was reported.
+
+        Kept in memory and written to SQLite by the recovery thread within moments (batched), so
+        the watcher thread never waits for the disk; the thread writes them before any history read.
+        """
         key = call_prefix(call.arrived_at, call.v20_call_id, self._rules.timezone)
-        dns = {leg.dn for leg in call.legs} | {leg.via_dn for leg in call.legs if leg.via_dn}
-        dns |= {w.user for w in webhooks}
-        numbers = {call.external_number} | {w.callerid for w in webhooks}
-        known = KnownCall(key, frozenset(d for d in dns if d), frozenset(n for n in numbers if n), call.arrived_at,
-                          call.ended_at)
+        users = frozenset(w.user for w in webhooks) | {leg.dn for leg in call.legs} | {leg.via_dn for leg in call.legs}
+        callers = frozenset(w.callerid for w in webhooks) | {call.external_number}
+        with self._lock:
+            earlier = self._notes.get(key)
+            if earlier is not None:
+                users, callers = users | earlier[1], callers | earlier[2]
+            self._notes[key] = (call, users, callers)
+        self._wake.set()
+
+    def _flush(self) -> None:
+        """Write the reported calls noted since the last flush (recovery thread)."""
+        with self._lock:
+            notes, self._notes = self._notes, {}
+        if not notes:
+            return
+        batch = []
+        for key, (call, users, callers) in notes.items():
+            dns, numbers = users, callers
+            known = KnownCall(key, frozenset(d for d in dns if d), frozenset(n for n in numbers if n),
+                              call.arrived_at, call.ended_at)
+            batch.append((known, None if call.is_ended else call_state(call)))
         try:
-            self._store.note_call(known, None if call.is_ended else call_state(call))
+            self._store.note_calls(batch)
         except Exception:
-            logger.exception("call %s: cannot record it as reported", call.v20_call_id)
+            logger.exception("recovery: cannot record %d reported call(s)", len(batch))
 
     def defer(self, call: Call, ends: list[CallEnded]) -> None:
         """Every leg of `call` vanished across a gap: its end waits for the call history."""
@@ -199,14 +222,20 @@ class Recovery:
     # --- the "recovery" thread -----------------------------------------------------------------
 
     def _run(self) -> None:
+        next_tick = 0.0
         while not self._stop.is_set():
-            delay = self._heartbeat_s
             try:
-                delay = self._tick()
+                self._flush()
+                with self._lock:
+                    is_due = self._is_gap_open or time.monotonic() >= next_tick
+                if is_due:
+                    next_tick = time.monotonic() + self._tick()
             except Exception:   # one bad round must not end the thread
                 logger.exception("recovery: unexpected error")
-            self._wake.wait(delay)
+                next_tick = time.monotonic() + self._heartbeat_s
+            self._wake.wait(max(0.0, next_tick - time.monotonic()))
             self._wake.clear()
+        self._flush()
 
     def _tick(self) -> float:
         with self._lock:
@@ -227,6 +256,7 @@ class Recovery:
         return self._recover()
 
     def _recover(self) -> float:
+        self._flush()
         now = self._clock.now()
         observed = self._store.observed()
         with self._lock:
