@@ -11,7 +11,7 @@ import requests
 
 from gateway.sim.scenarios import inbound
 from tests.support.wait import wait_until
-from tests.test_server import _free_port, _start, _write_config
+from tests.support.service import free_port, start, write_config
 
 CALLER = "+420774852529"
 OTHER = "+420601000222"
@@ -42,10 +42,10 @@ def _stop(child, how: str) -> None:
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
 def test_calls_while_the_service_is_down_are_recovered_after_restart(sim, receiver, tmp_path, how):
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    config_path = _write_config(tmp_path, sim, receiver, port)
-    first = _start(config_path, start_new_session=True)
+    config_path = write_config(tmp_path, sim, receiver, port)
+    first = start(config_path, start_new_session=True)
     try:
         wait_until(lambda: _observing(base), timeout_s=30, interval_s=0.2)
         sim.play(inbound(CALLER).to_extension("102").rings(5).answered_by("102").talk(20).caller_hangs_up())
@@ -57,7 +57,7 @@ def test_calls_while_the_service_is_down_are_recovered_after_restart(sim, receiv
     sim.play(inbound(CALLER).to_extension("101").answered_by("101").talk(10).caller_hangs_up())
     sim.play(inbound(OTHER).to_queue("800", rings=["103"]).rings(5).caller_abandons())
 
-    second = _start(config_path)
+    second = start(config_path)
     try:
         receiver.wait_for(8, timeout_s=40)
         wait_until(lambda: _observing(base), timeout_s=10)

@@ -13,22 +13,9 @@ from gateway.pbx.errors import PbxRejected
 from gateway.pbx.http import new_session
 from gateway.pbx.xapi import XapiClient
 from gateway.sim.scenarios import inbound, outbound
+from tests.support.history import HISTORY_CALLER, T0, row
 
-CALLER = "+420774852529"
-T0 = datetime(2026, 11, 24, 9, 0, 0, tzinfo=timezone.utc)
-
-
-def row(main: str = "m1", *, start: str = "2026-11-24T09:00:00Z", src: tuple = ("10000", 1, CALLER),
-        dst: tuple = ("101", 0, "101"), answered: bool = True, ringing: str = "PT5S", talking: str = "PT1M3.5S",
-        **fields) -> dict:
-    body = {"CallId": 1, "SegmentId": 1, "Indent": 1, "MainCallHistoryId": main, "CallHistoryId": f"{main}-{dst[0]}",
-            "StartTime": start, "SourceDn": src[0], "SourceType": src[1], "SourceCallerId": src[2],
-            "SourceDisplayName": "", "DestinationDn": dst[0], "DestinationType": dst[1],
-            "DestinationCallerId": dst[2], "DestinationDisplayName": "", "Answered": answered,
-            "RingingDuration": ringing, "TalkingDuration": talking, "SrcRecId": None, "DstRecId": None,
-            "Recordings": [], "Direction": "Inbound", "Status": "", "Reason": ""}
-    body.update(fields)
-    return body
+CALLER = HISTORY_CALLER
 
 
 @pytest.mark.parametrize("text, seconds", [

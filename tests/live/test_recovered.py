@@ -9,7 +9,7 @@ from gateway.live.history import group_calls
 from gateway.live.machine import Rules
 from gateway.live.recovered import completed_events, recovered_events
 from tests.support.live import ZONE, at, run, seen
-from tests.live.test_history import CALLER, row
+from tests.support.history import HISTORY_CALLER as CALLER, row
 
 RULES = Rules(timezone=ZONE)
 MONITORED = frozenset({"101", "102", "103", "800"})

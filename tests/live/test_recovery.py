@@ -10,6 +10,7 @@ import re
 
 from gateway.sim.scenarios import inbound
 from tests.support.live import CALLER, DID
+from tests.support.simulator import slow_timeouts
 from tests.support.wait import wait_until
 
 RECOVERED = "recovered from call history"
@@ -83,6 +84,7 @@ def test_tokens_refused_during_the_outage_too(sim, live_gateway, receiver):
 
 
 def test_call_ringing_before_the_gap_and_answered_in_it_is_reported_as_answered(sim, live_gateway, receiver):
+    slow_timeouts(sim.directory)
     wait_until(lambda: live_gateway.recovery.status().observed_until, timeout_s=10)
     played = sim.play(inbound(CALLER, did=DID).to_queue("800", rings=["101", "102"]).rings(100)
                       .answered_by("102").talk(10).caller_hangs_up(), wait=False)
@@ -140,6 +142,7 @@ def test_without_system_owner_live_webhooks_flow_and_healthz_names_the_gap(sim, 
 def test_call_ringing_when_the_service_stopped_is_completed_after_the_restart(sim, config, receiver):
     from gateway.services import Services
 
+    slow_timeouts(sim.directory)
     first = Services(config)
     first.runtime.start()
     wait_until(lambda: first.recovery.status().observed_until, timeout_s=10)
