@@ -4,8 +4,8 @@ One SQLite file in `[storage] state_dir` (`recovery.sqlite3`), WAL with `synchro
 killed process committed survives), one connection per thread. It holds:
 - `observed_until`: the time up to which the PBX was observed continuously (event stream connected
   and synced), and `open_since`: the arrival of the oldest call in progress at that time;
-- `calls`: every call the gateway reported (live or recovered): its DNs, outside numbers, start and
-  end, and, while it is open, the live model's state of it (to complete it after a restart);
+- `calls`: every call the gateway reported live: its DNs, outside numbers, start and end, and,
+  while it is open, the live model's state of it (to complete it after a restart);
 - `recovered`: the MainCallHistoryIds sent from the call history (never sent twice);
 - `gaps`: gaps the call history could not cover, for /healthz and doctor.
 Times are aware UTC datetimes in the API, epoch seconds in the file.
@@ -143,9 +143,9 @@ class GapStore:
                             started, ended, None if state is None or ended is not None else json.dumps(state), now))
 
     def known_calls(self, since: datetime) -> list[KnownCall]:
-        """Calls reported that were still open at `since` or started after it."""
+        """Calls reported live that started at `since` or later, or are still open."""
         rows = self._db().execute(
-            "SELECT key, dns, numbers, started_at, ended_at FROM calls WHERE ended_at IS NULL OR ended_at >= ? "
+            "SELECT key, dns, numbers, started_at, ended_at FROM calls WHERE ended_at IS NULL OR started_at >= ? "
             "ORDER BY started_at", (since.timestamp(),)).fetchall()
         return [KnownCall(key, frozenset(json.loads(dns)), frozenset(json.loads(numbers)), _time(started),
                           None if ended is None else _time(ended)) for key, dns, numbers, started, ended in rows]
@@ -165,12 +165,10 @@ class GapStore:
     def is_recovered(self, main_id: str) -> bool:
         return self._db().execute("SELECT 1 FROM recovered WHERE main_id = ?", (main_id,)).fetchone() is not None
 
-    def mark_recovered(self, main_id: str, known: KnownCall) -> None:
-        """A history call was sent: never again, and it now counts as reported."""
-        db = self._db()
-        db.execute("INSERT OR IGNORE INTO recovered (main_id, key, at) VALUES (?, ?, ?)",
-                   (main_id, known.key, datetime.now(timezone.utc).timestamp()))
-        self.note_call(known, None)
+    def mark_recovered(self, main_id: str, key: str) -> None:
+        """A history call was sent (as call `key`): never again."""
+        self._db().execute("INSERT OR IGNORE INTO recovered (main_id, key, at) VALUES (?, ?, ?)",
+                           (main_id, key, datetime.now(timezone.utc).timestamp()))
 
     # --- gaps the history could not cover ------------------------------------------------------
 

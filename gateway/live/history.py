@@ -346,6 +346,8 @@ def is_match(history: HistoryCall, known: KnownCall, *, slack_s: float = MATCH_S
     slack = timedelta(seconds=slack_s)
     if known.started_at > history.ended_at + slack:
         return False
+    # The two calls' times overlap. Lenient on purpose: the gateway may meet a call late (after a
+    # transfer from an unmonitored DN); `match_calls` pairs the closest starts first.
     return known.ended_at is None or known.ended_at >= history.started_at - slack
 
 

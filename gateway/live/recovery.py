@@ -304,7 +304,7 @@ class Recovery:
             return self._retry_s
         self._failed_reads = 0
         took = self._clock.time() - started
-        waiting = self._apply(calls, deferred, since, now)
+        waiting = self._apply(calls, deferred, since, window[0])
         with self._lock:
             self._counts["reads"] += 1
             self._last_read = HistoryRead(_iso(window[0]) or "", _iso(window[1]) or "", len(calls), round(took, 3),
@@ -313,7 +313,7 @@ class Recovery:
         return self._retry_s if waiting else self._heartbeat_s
 
     def _apply(self, calls: list[HistoryCall], deferred: dict[str, _Deferred], since: datetime,
-               now: datetime) -> bool:
+               window_start: datetime) -> bool:
         """Complete deferred calls and send unreported ones; True while a deferred call still waits."""
         pending = [c for c in calls if not self._store.is_recovered(c.main_id)]
         deferred_known = [_known(key, d.call) for key, d in deferred.items()]
@@ -322,16 +322,20 @@ class Recovery:
             known = completed.get(history_call.main_id)
             if known is not None:
                 self._complete(known.key, deferred[known.key], history_call)
-        left = [c for c in pending if c.main_id not in completed
-                and c.ended_at >= since - timedelta(seconds=SLACK_S)]
-        reported = self._store.known_calls(since - timedelta(seconds=SLACK_S) * 10)
+        # Every history call of the window is paired, one to one, with the calls reported live (and
+        # those in progress), so a caller who calls the same DN again is not taken for the earlier
+        # call; only then are the calls that ended before the gap set aside (seen live, whether
+        # reported or not, e.g. internal).
+        pool = [c for c in pending if c.main_id not in completed]
+        reported = [k for k in self._store.known_calls(window_start) if k.key not in deferred]
         in_progress = [_known(call_prefix(c.arrived_at, c.v20_call_id, self._rules.timezone), c)
                        for c in self._table.calls()]
-        already = match_calls(left, [k for k in reported if k.key not in deferred] + in_progress)
+        already = match_calls(pool, reported + in_progress)
         monitored = self._monitored()
-        for history_call in left:
-            if history_call.main_id not in already:
-                self._send_recovered(history_call, monitored)
+        for history_call in pool:
+            if history_call.main_id in already or history_call.ended_at < since - timedelta(seconds=SLACK_S):
+                continue
+            self._send_recovered(history_call, monitored)
         waiting = False
         clock_now = self._clock.time()
         for key, item in deferred.items():
@@ -350,7 +354,8 @@ class Recovery:
         with self._lock:
             self._deferred.pop(key, None)
             self._counts["completed_calls"] += 1
-        self._store.mark_recovered(history_call.main_id, _known(key, result.call, history_call))
+        self._store.mark_recovered(history_call.main_id, key)
+        self._store.close_call(key, history_call.ended_at)
 
     def _send_recovered(self, history_call: HistoryCall, monitored: frozenset[str]) -> None:
         result = recovered_events(history_call, self._rules, monitored)
@@ -361,7 +366,7 @@ class Recovery:
             self._write(result, [])
             with self._lock:
                 self._counts["recovered_calls"] += 1
-        self._store.mark_recovered(history_call.main_id, _known(key, result.call, history_call))
+        self._store.mark_recovered(history_call.main_id, key)
 
     def _write(self, result: Recovered, earlier_ends: list[CallEnded]) -> None:
         for event in result.events:

@@ -171,3 +171,19 @@ def test_call_ringing_when_the_service_stopped_is_completed_after_the_restart(si
     assert prefix.endswith(f"_{played.call_id}")
     assert [i for _, _, i in hooks] == [f"{prefix}-0", f"{prefix}-1", f"{prefix}-1", f"{prefix}-1"]
     assert second.recovery.status().completed_calls == 1
+
+
+def test_a_caller_calling_the_same_extension_again_in_the_gap_is_not_taken_for_the_first_call(
+        sim, live_gateway, receiver):
+    sim.play(inbound(CALLER, did=DID).to_extension("101").rings(5).answered_by("101").talk(20).caller_hangs_up())
+    receiver.wait_for(4, timeout_s=20)                    # ringing, start, end, FILES
+    wait_until(lambda: settled(live_gateway), timeout_s=20)
+
+    outage_during(sim, live_gateway, inbound(CALLER, did=DID).to_extension("101").rings(5).caller_abandons())
+    receiver.wait_for(5, timeout_s=30)
+    wait_until(lambda: settled(live_gateway), timeout_s=20)
+
+    again = receiver.received[4].params
+    assert (again["event"], again["user"], again["finishtype"]) == ("incoming", "101", "Missed")
+    assert again["id"].rsplit("-", 1)[0] != receiver.received[0].params["id"].rsplit("-", 1)[0]
+    assert len(receiver.received) == 5
