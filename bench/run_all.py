@@ -23,6 +23,7 @@ BENCHMARKS = {
     "webapi": ("webapi_bench.py", ["--duration", "6", "--slices", "2", "--warmup", "1"]),
     "webhook": ("webhook_bench.py", ["--calls", "100,1000", "--rate", "50"]),
     "convert": ("convert_bench.py", []),
+    "recovery": ("recovery_bench.py", ["--calls", "20,100", "--outage", "10"]),
 }
 
 

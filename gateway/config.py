@@ -258,6 +258,10 @@ class WebhooksConfig:
     purge_time: str = setting(hhmm, "04:30", "Time of day (PBX time zone) of the nightly purge of delivered webhooks")
     end_grace_s: float = setting(seconds_or_zero, "3", "How long a call with no monitored leg left waits "
                                  "before its end is final (0: at once)")
+    recover_calls: bool = setting(
+        on_off, "true", "After an outage or restart, send the missed calls' webhooks from the PBX call history")
+    recover_max_gap_hours: int = setting(
+        positive_int, "24", "Longer gaps are reported (log, /healthz, doctor), not recovered")
     extra_fields: bool = setting(on_off, "false", "Add chid, inbound_did, callername and phonebook to every webhook")
 
 

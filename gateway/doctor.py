@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sqlite3
 import sys
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, TextIO
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +25,7 @@ import requests
 
 from gateway.clock import Clock
 from gateway.config import Config, WebhookTarget
+from gateway.live.gaps import GapStore, gaps_path
 from gateway.logs import redact
 from gateway.pbx.auth import TokenSource
 from gateway.pbx.callcontrol import CallControlClient
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 MAX_LISTED = 20                    # unmonitored numbers named per kind before "and N more"
 API_SETTINGS = "3CX Admin > Integrations > API"
+GAP_DAYS = 7                       # uncovered gaps this recent are reported
 
 # XAPI entity set -> how the admin calls those numbers, in the order they are reported.
 DIRECTORY_SETS = (("Users", "extensions"), ("Queues", "queues"), ("RingGroups", "ring groups"))
@@ -94,6 +98,7 @@ def diagnose(config: Config, *, session: requests.Session | None = None) -> list
     findings.append(check_webhook_url(config))
     findings.extend(check_target_url(target) for target in config.extra_targets)
     findings.extend(check_folders(config))
+    findings.append(check_gaps(config))
     findings.extend(check_ffmpeg(config))
     return findings
 
@@ -131,6 +136,7 @@ def check_pbx(config: Config, pbx: _Pbx) -> list[Finding]:
         return findings
 
     findings.append(check_role(config, pbx.xapi))
+    findings.append(check_call_history(config, pbx.xapi))
     if not isinstance(states, Finding):
         findings.append(check_monitored(pbx.xapi, states))
     return findings
@@ -173,6 +179,43 @@ def check_role(config: Config, xapi: XapiClient) -> Finding:
     except PbxError as exc:
         return Finding(WARN, "role", f"cannot list recordings: {exc}")
     return Finding(OK, "role", "the API client may read recordings (System Owner)")
+
+
+def check_call_history(config: Config, xapi: XapiClient) -> Finding:
+    """Calls missed during an outage or restart are recovered from the call history (System Owner)."""
+    if not config.webhooks.recover_calls:
+        return Finding(OK, "history", "recovery from the call history is off ([webhooks] recover_calls)")
+    now = datetime.now(timezone.utc)
+    try:
+        xapi.call_log(now - timedelta(minutes=1), now)
+    except PbxRejected as exc:
+        if exc.status == 403:
+            return Finding(WARN, "history", "the call history answers 403: calls made while the gateway is down or "
+                                            "disconnected will not be reported. Give the API client the System "
+                                            f"Owner role in {API_SETTINGS}")
+        return Finding(WARN, "history", f"the call history cannot be read: {exc}")
+    except PbxError as exc:
+        return Finding(WARN, "history", f"the call history cannot be read: {exc}")
+    return Finding(OK, "history", "the call history can be read: gaps in the event stream are recovered")
+
+
+def check_gaps(config: Config) -> Finding:
+    """Outages whose calls could not be recovered, as the service recorded them."""
+    path = gaps_path(config.storage.state_dir)
+    if not path.exists():
+        return Finding(OK, "gaps", "no outage recorded yet")
+    store = GapStore(path)
+    try:
+        gaps = store.uncovered(datetime.now(timezone.utc) - timedelta(days=GAP_DAYS))
+    except sqlite3.Error as exc:
+        return Finding(WARN, "gaps", f"cannot read {path}: {exc}")
+    finally:
+        store.close()
+    if not gaps:
+        return Finding(OK, "gaps", f"every outage of the last {GAP_DAYS} days was recovered from the call history")
+    listed = "; ".join(gap.describe() for gap in gaps[:5])
+    more = f" (and {len(gaps) - 5} more)" if len(gaps) > 5 else ""
+    return Finding(WARN, "gaps", f"{listed}{more}. Those calls never reached the CRM; see 3CX's call history")
 
 
 def check_monitored(xapi: XapiClient, states: object) -> Finding:

@@ -53,6 +53,10 @@ def assess(services: Services) -> tuple[bool, dict[str, Any]]:
         if name not in targets and target.get("pending"):
             warnings.append(f"{target['pending']} webhook(s) wait for target {name}, which is no longer "
                             "configured; see `3cx-gateway outbox list`")
+    recovery = services.recovery.status()
+    for gap in recovery.uncovered:
+        warnings.append(f"calls between {gap.since} and {gap.until} were not recovered from the call "
+                        f"history: {gap.reason}")
     recordings = services.recordings.status()
     if recordings.last_error:
         warnings.append(f"recordings: {recordings.last_error}")
@@ -70,6 +74,7 @@ def assess(services: Services) -> tuple[bool, dict[str, Any]]:
         "outbox": outbox,
         "webhook_targets": {name: asdict(status) for name, status in targets.items()},
         "recordings": asdict(recordings),
+        "recovery": asdict(recovery),
         "disk_free_bytes": free,
     }
     return not problems, report

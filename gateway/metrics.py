@@ -29,7 +29,7 @@ def _api_of(url: str) -> str:
 
 
 class _StateCollector:
-    """Reads the outbox, watcher and recordings state at scrape time."""
+    """Reads the outbox, watcher, recordings and recovery state at scrape time."""
 
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -62,6 +62,11 @@ class _StateCollector:
         for key, value in (("converted", recordings.converted), ("failed", recordings.failed),
                            ("pending", recordings.pending)):
             yield GaugeMetricFamily(f"gateway_recordings_{key}", f"Recordings {key} since start", value=value)
+        recovery = self._services.recovery.status()
+        yield CounterMetricFamily("gateway_recovered_calls", "Calls reported from the call history since start",
+                                  value=recovery.recovered_calls + recovery.completed_calls)
+        yield GaugeMetricFamily("gateway_uncovered_gaps", "Recent gaps the call history could not cover",
+                                value=len(recovery.uncovered))
 
 
 class Metrics:

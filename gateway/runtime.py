@@ -62,6 +62,7 @@ class Runtime:
             s = self._services
             s.delivery.start()
             s.recordings.start()
+            s.recovery.start()
             s.watcher.start()
             try:
                 s.control.start()
@@ -70,6 +71,7 @@ class Runtime:
             self._scheduler = BackgroundScheduler(timezone=s.config.pbx.timezone)
             schedule_retention(self._scheduler, s.config, s.clock)
             schedule_outbox_purge(self._scheduler, s.config, s.outbox, s.clock)
+            self._scheduler.add_job(s.recovery.purge, "cron", hour=4, minute=40, id="purge-recovery-state")
             self._scheduler.start()
             self.is_running = True
             logger.info("runtime started: pbx %s, webhook targets %s", s.config.pbx.url,
@@ -85,6 +87,7 @@ class Runtime:
                 self._scheduler.shutdown(wait=False)
             s.control.stop(timeout_s)
             s.watcher.stop(timeout_s)
+            s.recovery.stop(timeout_s)
             s.recordings.stop(timeout_s)
             s.delivery.stop(timeout_s)
             self.is_running = False

@@ -11,8 +11,11 @@ from gateway.cache import TtlCache
 from gateway.clock import Clock
 from gateway.capture.control import ControlServer
 from gateway.config import Config
+from gateway.live.gaps import GapStore, gaps_path
+from gateway.live.history import CallHistory
 from gateway.live.model import CallTable
 from gateway.live.recorder import Recorder
+from gateway.live.recovery import Recovery
 from gateway.live.store import CallStore
 from gateway.live.phonebook import Phonebook
 from gateway.live.view import LiveView
@@ -53,11 +56,15 @@ class Services:
         self.phonebook = Phonebook(self.xapi, clock=self.clock)
         self.webhooks = Router(self.outbox, config.targets, phonebook=self.phonebook.name_of)
         self.recordings = RecordingPipeline(config, self.xapi, self.webhooks, clock=self.clock)
+        self.recovery = Recovery(CallHistory(self.xapi), GapStore(gaps_path(config.storage.state_dir)),
+                                 self.webhooks, self.table, config, clock=self.clock,
+                                 monitored=lambda: self.watcher.monitored_dns(),
+                                 on_call_ended=self.recordings.call_ended)
         self.recorder = Recorder(self.clock)    # copies the watcher's traffic to `3cx-gateway capture`
         self.watcher = Watcher(self.stream, self.recorder.reads("callcontrol", self.callcontrol),
                                self.recorder.reads("xapi", self.xapi), self.table, self.webhooks,
                                config, clock=self.clock, on_call_ended=self.recordings.call_ended,
-                               recorder=self.recorder, store=CallStore(self.webhooks))
+                               recorder=self.recorder, store=CallStore(self.webhooks), recovery=self.recovery)
         self.live = LiveView(self.table, self.watcher, self.callcontrol)
         self.control = ControlServer(self)      # local socket: capture and doctor ask the service
         from gateway.runtime import Runtime  # runtime wires threads around the parts above

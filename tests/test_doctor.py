@@ -194,3 +194,29 @@ def test_doctor_checks_each_named_webhook_target(receiver, config, capsys):
     assert line_of(out, "webhook:crm").startswith("WARN ") and "other targets are not delayed" in out
     assert line_of(out, "webhook:helpdesk").startswith("OK ")
     assert "t0p-s3cret" not in out and receiver.received == []
+
+
+def test_doctor_call_history_without_system_owner_warns(sim, config, capsys):
+    sim.directory.api_clients[sim.client_id].role = "system_admins"
+
+    _, out = doctor(config, capsys)
+
+    line = line_of(out, "history")
+    assert line.startswith("WARN ") and "System Owner" in line
+
+
+def test_doctor_names_outages_the_call_history_did_not_cover(config, capsys):
+    from datetime import datetime, timedelta, timezone
+
+    from gateway.live.gaps import GapStore, gaps_path
+
+    store = GapStore(gaps_path(config.storage.state_dir))
+    until = datetime.now(timezone.utc).replace(microsecond=0)
+    store.note_uncovered(until - timedelta(hours=30), until, "the gap is longer than 24 h")
+    store.close()
+
+    _, out = doctor(config, capsys)
+
+    line = line_of(out, "gaps")
+    assert line.startswith("WARN ") and "the gap is longer than 24 h" in line
+    assert f"{until - timedelta(hours=30):%Y-%m-%d %H:%M:%S}" in line

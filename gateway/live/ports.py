@@ -13,7 +13,9 @@ from gateway.clock import Clock
 from gateway.webhooks.routing import RoutedEvent
 
 if TYPE_CHECKING:
+    from gateway.live.model import Call
     from gateway.live.watcher import WatcherStatus
+    from gateway.live.webhooks import CallEnded, WebhookEvent
 
 
 class AllCallStates(Protocol):
@@ -77,3 +79,16 @@ class LiveState(Protocol):
     clock: Clock
 
     def status(self) -> WatcherStatus: ...
+
+
+class GapWatch(Protocol):
+    """What the watcher tells gap recovery (`live.recovery.Recovery`): what it reported, calls that
+    vanished across a gap (their end waits for the call history), and the stream's state."""
+
+    def reported(self, call: Call, webhooks: list[WebhookEvent]) -> None: ...
+
+    def defer(self, call: Call, ends: list[CallEnded]) -> None: ...
+
+    def synced(self) -> None: ...
+
+    def lost(self) -> None: ...

@@ -122,6 +122,18 @@ def _decode(cls: type, data: dict[str, Any]) -> Any:
     return cls(**values)
 
 
+def call_state(call: Call) -> dict[str, Any]:
+    """A JSON-able copy of `call`, read back by `call_from_state` (the call store and recovery use both)."""
+    state: dict[str, Any] = _encode(call)
+    return state
+
+
+def call_from_state(state: dict[str, Any]) -> Call:
+    """The `Call` a `call_state()` copy describes."""
+    call: Call = _decode(Call, state)
+    return call
+
+
 def _value(hint: Any, raw: Any) -> Any:
     if raw is None:
         return None

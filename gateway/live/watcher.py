@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Callable
 
@@ -25,7 +25,7 @@ from gateway.live.ids import call_link_id
 from gateway.live.webhooks import CallEnded
 from gateway.live.machine import GraceOver, LegGone, LegSeen, MachineEvent, Rules, advance
 from gateway.live.model import ArrivalClaims, Call, CallTable, Leg
-from gateway.live.ports import CallStates, EntityLister, EventSource, WebhookSink
+from gateway.live.ports import CallStates, EntityLister, EventSource, GapWatch, WebhookSink
 from gateway.live.recorder import Capture, Recorder
 from gateway.live.store import CallStore
 from gateway.live.unknowns import Unknowns
@@ -114,7 +114,8 @@ class Watcher:
                  outbox: WebhookSink, config: Config, *,
                  clock: Clock, on_call_ended: Callable[[Call, list[CallEnded]], None] | None = None,
                  unknowns: Unknowns | None = None, recorder: Recorder | None = None,
-                 store: CallStore | None = None, arrival_claims: ArrivalClaims | None = None) -> None:
+                 store: CallStore | None = None, arrival_claims: ArrivalClaims | None = None,
+                 recovery: GapWatch | None = None) -> None:
         self.clock = clock
         self.unknowns = unknowns if unknowns is not None else Unknowns()   # what v20.py has no reading for
         self.recorder = recorder if recorder is not None else Recorder(clock)   # copies traffic to captures
@@ -127,6 +128,7 @@ class Watcher:
         self._rules = Rules.from_config(config)
         self._on_call_ended = on_call_ended
         self.arrival_claims = arrival_claims or ArrivalClaims()
+        self._recovery = recovery               # gateway.live.recovery.Recovery: gaps closed from call history
         self._dids = DidNames(xapi, clock=clock)
         self._lock = threading.RLock()          # handle() and resync() one at a time
         self._dn_kinds: dict[str, str] = {}
@@ -192,6 +194,9 @@ class Watcher:
         """The call-link id call `v20_call_id` has at `link`; fixes its arrival now if not yet seen."""
         return call_link_id(self.arrival_claims.claim(v20_call_id, self.clock.now()), v20_call_id, link,
                             self._rules.timezone)
+    def monitored_dns(self) -> frozenset[str]:
+        """The DNs the API client monitors, as the last resync found them."""
+        return frozenset(self._dn_kinds)
 
     # --- events ----------------------------------------------------------------------------------
 
@@ -292,6 +297,8 @@ class Watcher:
             self.recorder.webhook(webhook.call_key, webhook.params())
         if ends:
             self._answered_ends[v20_call_id] = ends
+        if self._recovery is not None and (webhooks or call.is_ended):
+            self._recovery.reported(call, webhooks)
         self._table.put(call)
         if call.is_ended:
             self._ended(call)
@@ -331,6 +338,8 @@ class Watcher:
         self._is_connected = True
         self.recorder.connected()
         self.resync()
+        if self._recovery is not None:
+            self._recovery.synced()
 
     def tick(self) -> None:
         """Make final the ends of calls whose grace period is over (the stream's thread calls this
@@ -357,6 +366,8 @@ class Watcher:
             logger.warning("watcher lost the event stream (%s); the model waits for a resync", reason)
         self._is_connected = False
         self._is_synced = False
+        if self._recovery is not None:
+            self._recovery.lost()
 
     def resync(self) -> None:
         """Diff `GET /callcontrol` against the table and feed the differences to the machine.
@@ -387,6 +398,16 @@ class Watcher:
                     self._seen(leg, is_resync=True, arrived_at=arrivals.get(leg.v20_call_id))
                     changed += 1
             for call in self._table.calls():
+                if self._recovery is not None and call.legs and all(leg.key not in current for leg in call.legs):
+                    # The whole call vanished while we were away: its end comes from the call history
+                    # (the recovery keeps what it needs to finish it, even across a restart).
+                    handed_over = replace(call, ended_at=now)
+                    if self._store is not None:
+                        self._store.commit(call.v20_call_id, handed_over, [], [])
+                    self._table.put(handed_over)
+                    self._recovery.defer(call, self._answered_ends.pop(call.v20_call_id, []))
+                    changed += 1
+                    continue
                 for leg in call.legs:
                     if leg.key not in current:
                         self._feed(call.v20_call_id, LegGone(leg.dn, leg.participant_id, now, is_resync=True))

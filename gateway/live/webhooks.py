@@ -113,7 +113,8 @@ class CallStarted:
 
     Payload: event (hangupincoming | hangupoutgoing, or pickupincoming | pickupoutgoing with
     [webhooks] answer_event = pickup), callerid (the outside number), user (the extension),
-    did (incoming calls only: the DID rule name), trtype (NotDef | Blind | Accomp), id.
+    did (incoming calls only: the DID rule name), trtype (NotDef | Blind | Accomp), id; and
+    title only on a start recovered from the PBX's call history (a live start has none).
     """
 
     call_key: str
@@ -123,6 +124,7 @@ class CallStarted:
     user: str
     did: str | None
     trtype: str
+    title: str | None = None
     facts: Facts | None = field(default=None, compare=False)
 
     kind = "start"
@@ -134,6 +136,8 @@ class CallStarted:
         if self.did is not None:
             params["did"] = self.did
         params.update({"trtype": self.trtype, "id": self.id})
+        if self.title is not None:
+            params["title"] = self.title
         return params
 
 

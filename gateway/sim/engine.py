@@ -12,13 +12,14 @@ call times) are real UTC wall time.
 from __future__ import annotations
 
 import itertools
+import uuid
 import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
 
-from gateway.sim.model import Directory, Recording, User
+from gateway.sim.model import CallLogRow, Directory, Recording, User
 from gateway.sim.timing import Scheduler, Timer, VirtualClock
 from gateway.sim.wav import tone_wav
 
@@ -107,6 +108,8 @@ class Participant:
     connected_sim: float | None = None      # simulated time it became Connected
     connected_at: datetime | None = None    # real UTC time it became Connected
     is_removed: bool = False
+    created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    removed_at: datetime | None = None      # real UTC time it was removed
 
     @property
     def entity(self) -> str:
@@ -756,6 +759,7 @@ class Engine:
         if participant.is_removed:
             return
         participant.is_removed = True
+        participant.removed_at = datetime.now(timezone.utc)
         self._participants.pop(participant.id, None)
         on_dn = self._by_dn.get(participant.dn)
         if on_dn is not None:
@@ -1009,9 +1013,11 @@ class Engine:
             self._remove(participant)
         self._calls.pop(call.callid, None)
         logger.debug("call %s ended with %s recordings", call.callid, len(call.recordings))
+        rows = self._call_log_rows(call)
         if call.recordings:
-            self.later(self.recording_delay_s, self._store_recordings, call, self.directory)
+            self.later(self.recording_delay_s, self._store_recordings, call, self.directory, rows)
         else:
+            self._publish_call_log(self.directory, rows)
             call.finished.set()
 
     # -- recordings -------------------------------------------------------------------------------
@@ -1029,11 +1035,17 @@ class Engine:
             started_at=participant.connected_at or datetime.now(timezone.utc),
             ended_at=datetime.now(timezone.utc), talk_s=talk_s))
 
-    def _store_recordings(self, call: Call, directory: Directory) -> None:
+    def _store_recordings(self, call: Call, directory: Directory, rows: list[CallLogRow]) -> None:
         made = [self._make_recording(directory, pending) for pending in call.recordings]
+        by_participant = {pending.participant.id: rec.id for pending, rec in zip(call.recordings, made, strict=True)}
+        for row in rows:
+            row.src_rec_id = by_participant.get(row.src_participant)
+            row.dst_rec_id = by_participant.get(row.dst_participant)
         with directory.lock:
             for recording in made:
                 directory.recordings[recording.id] = recording
+        # The history lists the call with its recording ids (the recordings are stored first).
+        self._publish_call_log(directory, rows)
         with self._lock:
             call.recording_ids.extend(r.id for r in made)
             call.finished.set()
@@ -1056,6 +1068,59 @@ class Engine:
             to_caller_number=target.caller_id, to_display_name=target.name, call_type=call_type,
             from_did_number=source.did, to_did_number=other.did if not pending.is_originator else "",
             wav=tone_wav(pending.talk_s))
+
+
+    # -- call history (XAPI ReportCallLogData) ------------------------------------------------------
+    def _call_log_rows(self, call: Call) -> list[CallLogRow]:
+        """The history rows of an ended call, one per party that took part (V20-API-NOTES §i).
+
+        A leg offered the call gets a row from its party (the caller) to its DN; a leg that placed
+        an outside call gets a row from its DN to the number dialled. A queue's / IVR's own row
+        comes first (it is the main row of a queue call) and counts as answered when an agent
+        answered for it; the agent who answered is on a row of its own.
+        """
+        main_id = str(uuid.uuid4())
+        rows: list[CallLogRow] = []
+        answered_for = {p.on_behalf_of_dn for p in call.participants if p.connected_at and p.on_behalf_of_dn}
+        direction = {"inbound": "Inbound", "outbound": "Outbound"}.get(call.direction, "Internal")
+        for p in call.participants:
+            is_originator = p.originated_by_dn == p.dn and p is call.caller
+            if is_originator and not isinstance(call.callee, External):
+                continue        # the callee's own row names this extension as its source
+            ended = p.removed_at or datetime.now(timezone.utc)
+            mine = self.identity_of(p.dn)
+            if is_originator:
+                callee = call.callee
+                assert isinstance(callee, External)
+                source, target = mine, callee.identity
+                answered = callee.is_answered and p.connected_at is not None
+            else:
+                source, target = p.party, mine
+                answered = p.connected_at is not None
+                if p.dn_type in (TYPE_NAMES["queue"], TYPE_NAMES["ivr"]):
+                    answered = p.dn in answered_for
+            connected = p.connected_at if answered and p.connected_at else None
+            holder = p.dn_type in (TYPE_NAMES["queue"], TYPE_NAMES["ivr"])
+            ringing_s = ((connected or ended) - p.created_at).total_seconds() if not holder else \
+                (ended - p.created_at).total_seconds()
+            talking_s = (ended - connected).total_seconds() if connected and not holder else 0.0
+            rows.append(CallLogRow(
+                main_id=main_id, row_id=str(uuid.uuid4()), start_time=p.created_at,
+                source_dn=source.dn, source_type=RECORDING_DN_TYPES.get(source.dn_type, 0),
+                source_caller_id=source.caller_id, source_name=source.name,
+                destination_dn=target.dn, destination_type=RECORDING_DN_TYPES.get(target.dn_type, 0),
+                destination_caller_id=target.caller_id, destination_name=target.name,
+                answered=answered, ringing_s=max(0.0, ringing_s), talking_s=max(0.0, talking_s),
+                direction=direction, status="Answered" if answered else "Unanswered",
+                reason="" if answered else ("Abandoned" if not holder else "NoAnswer"),
+                src_participant=p.id if is_originator else 0, dst_participant=0 if is_originator else p.id))
+        rows.sort(key=lambda row: (row.destination_type not in (4, 6), row.start_time))
+        return rows
+
+    @staticmethod
+    def _publish_call_log(directory: Directory, rows: list[CallLogRow]) -> None:
+        with directory.call_log_lock:
+            directory.call_log.extend(rows)
 
 
 # --- helpers ----------------------------------------------------------------------------------

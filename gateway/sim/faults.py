@@ -41,6 +41,7 @@ class Faults:
         self.is_refusing_websockets = False
         self.is_refusing_tokens = False
         self._words: dict[str, str] = {}
+        self._outage_timer: threading.Timer | None = None
 
     def rename_words(self, words: dict[str, str]) -> None:
         """Call Control answers say `words[x]` wherever they said the string value x (e.g. a status
@@ -53,6 +54,44 @@ class Faults:
         with self._lock:
             words = dict(self._words)
         return _rename(body, words) if words else body
+
+    def outage(self, seconds: float, *, refuse: str = "websockets") -> None:
+        """Keep clients off the event stream for `seconds` (real) while calls go on.
+
+        Every WebSocket is dropped now; until the time is up new ones are refused ("websockets":
+        upgrades answer 503) or no token is issued and the issued ones are expired ("tokens":
+        `POST /connect/token` answers 401). Then everything is accepted again by itself.
+        """
+        if refuse not in ("websockets", "tokens"):
+            raise ValueError(f"refuse must be 'websockets' or 'tokens', got {refuse!r}")
+        logger.info("fault: outage of %.1fs (refusing %s)", seconds, refuse)
+        self.end_outage()
+        if refuse == "tokens":
+            self.refuse_tokens(True)
+            self.expire_tokens()
+        self.refuse_websockets(True)
+        self.drop_websockets()
+        timer = threading.Timer(seconds, self.end_outage)
+        timer.daemon = True
+        with self._lock:
+            self._outage_timer = timer
+        timer.start()
+
+    def end_outage(self) -> None:
+        """End an `outage` now (no-op without one)."""
+        with self._lock:
+            timer, self._outage_timer = self._outage_timer, None
+        if timer is None:
+            return
+        timer.cancel()
+        self.refuse_websockets(False)
+        self.refuse_tokens(False)
+        logger.info("fault: outage over")
+
+    @property
+    def is_in_outage(self) -> bool:
+        with self._lock:
+            return self._outage_timer is not None
 
     def drop_websockets(self) -> None:
         """Close every open Call Control WebSocket now (clients may reconnect)."""
@@ -84,6 +123,7 @@ class Faults:
 
     def clear(self) -> None:
         """No faults any more."""
+        self.end_outage()
         with self._lock:
             self._fails.clear()
             self._delays.clear()

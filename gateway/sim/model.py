@@ -189,6 +189,37 @@ class Recording:
 
 
 @dataclass
+class CallLogRow:
+    """One row of v20's call history report (`Pbx.CallLogData`): one party's part in a finished call.
+
+    V20 behaviour (V20-API-NOTES §i): the rows of one call share `main_id`; CallId, SegmentId and
+    Indent are 1 on every row. Times are aware UTC; durations are seconds.
+    """
+
+    main_id: str              # MainCallHistoryId: the same on every row of one call
+    row_id: str               # CallHistoryId / CdrId of this row
+    start_time: datetime
+    source_dn: str
+    source_type: int          # DN type codes as in recordings (0 extension, 1 external line, 4 queue ...)
+    source_caller_id: str
+    source_name: str
+    destination_dn: str
+    destination_type: int
+    destination_caller_id: str
+    destination_name: str
+    answered: bool
+    ringing_s: float
+    talking_s: float
+    direction: str            # Inbound | Outbound | Internal
+    status: str               # Answered | Unanswered
+    reason: str = ""
+    src_participant: int = 0  # simulator participant ids, to attach recording ids once they exist
+    dst_participant: int = 0
+    src_rec_id: int | None = None
+    dst_rec_id: int | None = None
+
+
+@dataclass
 class ApiClient:
     """The API client ("service principal") the gateway logs in as."""
 
@@ -217,6 +248,8 @@ class Directory:
         self.departments: dict[int, Department] = {}
         self.contacts: dict[int, Contact] = {}
         self.recordings: dict[int, Recording] = {}
+        self.call_log: list[CallLogRow] = []          # finished calls, oldest first; guarded by call_log_lock
+        self.call_log_lock = threading.Lock()         # taken alone, never while taking another lock
         self.api_clients: dict[str, ApiClient] = {}
         self._ids: Iterator[int] = itertools.count(1)
 

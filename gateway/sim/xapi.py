@@ -19,8 +19,8 @@ from typing import Any, Callable
 from flask import Blueprint, Response, g, request
 
 from gateway.sim.defaults import default_profiles
-from gateway.sim.model import (Contact, Department, Directory, ForwardingProfile, InboundRule, Ivr, Queue,
-                               Recording, RingGroup, Trunk, User)
+from gateway.sim.model import (CallLogRow, Contact, Department, Directory, ForwardingProfile, InboundRule, Ivr,
+                               Queue, Recording, RingGroup, Trunk, User)
 from gateway.sim.odata import EntityType, Navigation, ODataError, apply, parse_query, shape
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,10 @@ SERVED_PATHS: tuple[tuple[str, str], ...] = (
     ("DELETE", "/Contacts({Id})"), ("GET", "/Contacts/Pbx.GetContactsByNumber(number={number})"),
     ("GET", "/ActiveCalls"), ("POST", "/ActiveCalls({Id})/Pbx.DropCall"),
     ("GET", "/Recordings"), ("GET", "/Recordings/Pbx.DownloadRecording(recId={recId})"),
+    ("GET", "/ReportCallLogData/Pbx.GetCallLogData(periodFrom={periodFrom},periodTo={periodTo},"
+            "sourceType={sourceType},sourceFilter={sourceFilter},destinationType={destinationType},"
+            "destinationFilter={destinationFilter},callsType={callsType},callTimeFilterType={callTimeFilterType},"
+            "callTimeFilterFrom={callTimeFilterFrom},callTimeFilterTo={callTimeFilterTo},hidePcalls={hidePcalls})"),
 )
 
 PROFILE_FIELDS = ("Id", "Name", "CustomName", "CustomMessage", "NoAnswerTimeout", "AcceptMultipleCalls",
@@ -277,6 +281,49 @@ def _sample_recording() -> Recording:
                      call_type="Local")
 
 
+def _iso_duration(seconds: float) -> str:
+    """Seconds as an ISO-8601 duration the way v20 writes them (`PT1M23.5S`, V20-API-NOTES §i)."""
+    total = max(0.0, round(seconds, 3))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = "PT" + (f"{int(hours)}H" if hours else "") + (f"{int(minutes)}M" if minutes else "")
+    if secs or text == "PT":
+        text += f"{secs:.3f}".rstrip("0").rstrip(".") + "S"
+    return text
+
+
+def _render_call_log(directory: Directory, row: CallLogRow) -> dict:
+    recordings = [{"Id": rec_id, "SentimentScore": None, "Summary": None, "Transcription": None}
+                  for rec_id in (row.src_rec_id, row.dst_rec_id) if rec_id is not None]
+    return {"CallId": 1, "Indent": 1, "SegmentId": 1, "MainCallHistoryId": row.main_id,
+            "CallHistoryId": row.row_id, "CdrId": row.row_id, "StartTime": _iso(row.start_time),
+            "SourceDn": row.source_dn, "SourceType": row.source_type, "SourceCallerId": row.source_caller_id,
+            "SourceDisplayName": row.source_name, "DestinationDn": row.destination_dn,
+            "DestinationType": row.destination_type, "DestinationCallerId": row.destination_caller_id,
+            "DestinationDisplayName": row.destination_name, "ActionType": 0, "ActionDnType": None,
+            "actionDnDn": None, "ActionDnCallerId": None, "ActionDnDisplayName": None,
+            "RingingDuration": _iso_duration(row.ringing_s), "TalkingDuration": _iso_duration(row.talking_s),
+            "Answered": row.answered, "Status": row.status, "Reason": row.reason, "Direction": row.direction,
+            "CallType": row.direction, "CallCost": None, "SrcRecId": row.src_rec_id, "DstRecId": row.dst_rec_id,
+            "Recordings": recordings, "RecordingUrl": None, "QualityReport": False, "SubrowDescNumber": 0,
+            "SentimentScore": None, "Summary": None, "Transcription": None}
+
+
+def _sample_call_log() -> CallLogRow:
+    return CallLogRow(main_id="", row_id="", start_time=datetime.now(timezone.utc), source_dn="", source_type=0,
+                      source_caller_id="", source_name="", destination_dn="", destination_type=0,
+                      destination_caller_id="", destination_name="", answered=False, ringing_s=0.0,
+                      talking_s=0.0, direction="", status="")
+
+
+# Function parameters of Pbx.GetCallLogData: a date-time must be UTC with `Z` (another offset was
+# reported refused, V20-API-NOTES §i).
+_UTC_PERIOD = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z$")
+_CALL_LOG_ARGS = ("periodFrom", "periodTo", "sourceType", "sourceFilter", "destinationType", "destinationFilter",
+                  "callsType", "callTimeFilterType", "callTimeFilterFrom", "callTimeFilterTo", "hidePcalls")
+CALL_LOG_MAX_TOP = 1000   # above 100 is accepted on this function (V20-API-NOTES §i); the real cap is unknown
+
+
 # ---------------------------------------------------------------- entity sets
 
 @dataclass
@@ -297,6 +344,7 @@ class _EntitySet:
     first_number: int | None = None
     functions: dict[str, Callable] = field(default_factory=dict)   # collection-bound Pbx.* name -> handler
     needs_owner: bool = False
+    is_listable: bool = True                                    # GET on the set itself lists it
 
 
 _POLLING = ("Hunt", "RingAll", "HuntRandomStart", "NextAgent", "LongestWaiting", "LeastTalkTime",
@@ -391,6 +439,7 @@ class _Xapi:
         call = EntityType("Pbx.ActiveCall", fields(_render_active_call, SimpleNamespace(
             id=0, caller="", callee="", status="", established_at=None, last_change=None)))
         recording = EntityType("Pbx.Recording", fields(_render_recording, _sample_recording()))
+        call_log = EntityType("Pbx.CallLogData", fields(_render_call_log, _sample_call_log()))
 
         sets = [
             _EntitySet("Users", user, lambda d: list(d.users.values()), _render_user, by_number=True,
@@ -430,6 +479,8 @@ class _Xapi:
             _EntitySet("Recordings", recording, lambda d: sorted(d.recordings.values(), key=lambda r: r.id),
                        _render_recording, needs_owner=True,
                        functions={"Pbx.DownloadRecording": self._download_recording}),
+            _EntitySet("ReportCallLogData", call_log, lambda d: list(d.call_log), _render_call_log,
+                       needs_owner=True, is_listable=False, functions={"Pbx.GetCallLogData": self._call_log}),
         ]
         result = {s.name: s for s in sets}
         result["ActiveCalls"] = _EntitySet("ActiveCalls", call, lambda d: [], _render_active_call)
@@ -486,7 +537,7 @@ class _Xapi:
         return self._entity(entity_set, key, rest, method)
 
     def _collection(self, entity_set: _EntitySet, rest: str | None, method: str) -> Response:
-        if rest is None and method == "GET":
+        if rest is None and method == "GET" and entity_set.is_listable:
             return self._list(entity_set, None, entity_set.type,
                               lambda d: [entity_set.render(d, item) for item in entity_set.items(d)])
         if rest is None and method == "POST" and entity_set.create is not None:
@@ -842,6 +893,38 @@ class _Xapi:
         return Response(wav, mimetype="audio/x-wav",
                         headers={"Content-Disposition": f'attachment; filename="recording-{rec_id}.wav"'})
 
+    def _call_log(self, entity_set: _EntitySet, args: dict) -> Response:
+        """`GetCallLogData`: the rows of every finished call that started within the period.
+
+        All rows of a call come together (selected by the call's first row); $orderby, $skip, $top,
+        $filter and $count apply to the rows, as OData does. The source/destination/type filters
+        are accepted and not applied (the gateway asks for everything).
+        """
+        missing = [name for name in _CALL_LOG_ARGS if name not in args]
+        if missing:
+            raise XapiError(400, f"The function parameters {', '.join(missing)} are missing.")
+        period = []
+        for name in ("periodFrom", "periodTo"):
+            value = args[name]
+            if not isinstance(value, str) or not _UTC_PERIOD.match(value):
+                raise XapiError(400, f"The value '{value}' of {name} is not a UTC date-time ending in Z.", name)
+            period.append(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        since, until = period
+        query = parse_query(request.args, max_top=CALL_LOG_MAX_TOP)
+        directory = self._directory()
+        with directory.call_log_lock:
+            log = list(directory.call_log)
+        starts: dict[str, datetime] = {}
+        for row in log:
+            starts[row.main_id] = min(starts.get(row.main_id, row.start_time), row.start_time)
+        rows = [_render_call_log(directory, row) for row in log if since <= starts[row.main_id] <= until]
+        page, count = apply(query, entity_set.type, rows)
+        body: dict[str, Any] = {"@odata.context": self._context("Collection(Pbx.CallLogData)")}
+        if query.count:
+            body["@odata.count"] = count
+        body["value"] = page
+        return _json(body)
+
     def _active_calls(self, entity_set: _EntitySet, key: str | None, rest: str | None, method: str) -> Response:
         engine = self._sim.engine
         if key is None and rest is None and method == "GET":
@@ -914,9 +997,18 @@ def _body() -> dict:
 def _parse_args(text: str) -> dict[str, Any]:
     """Parameters of a function call: number='0612', recId=12."""
     args: dict[str, Any] = {}
-    for part in re.finditer(r"\s*([A-Za-z]+)\s*=\s*('(?:[^']|'')*'|-?\d+)\s*(?:,|$)", text):
+    literal = r"'(?:[^']|'')*'|\d{4}-\d\d-\d\dT[0-9:.]+(?:Z|[+-]\d\d:\d\d)|true|false|-?\d+"
+    pattern = rf"\s*([A-Za-z]+)\s*=\s*({literal})\s*(?:,|$)"
+    for part in re.finditer(pattern, text):
         raw = part.group(2)
-        args[part.group(1)] = raw[1:-1].replace("''", "'") if raw.startswith("'") else int(raw)
+        if raw.startswith("'"):
+            args[part.group(1)] = raw[1:-1].replace("''", "'")
+        elif raw in ("true", "false"):
+            args[part.group(1)] = raw == "true"
+        elif "T" in raw:
+            args[part.group(1)] = raw        # a date-time literal, checked by the function
+        else:
+            args[part.group(1)] = int(raw)
     if text.strip() and not args:
         raise XapiError(400, f"The function parameters '{text}' are not valid.")
     return args

@@ -7,6 +7,7 @@ import pytest
 import requests
 import websocket
 
+from gateway.sim.scenarios import inbound
 from tests.support.simulator import Api, fetch_token
 from tests.support.simulator import Events
 from tests.support.wait import wait_until
@@ -84,3 +85,31 @@ def test_refuse_websockets_answers_503(sim):
     assert refused.value.status_code == 503
     sim.faults.refuse_websockets(False)
     Events(sim, token=token).close()
+
+
+@pytest.mark.parametrize("refuse", ["websockets", "tokens"])
+def test_outage_keeps_clients_off_for_the_chosen_time_then_ends_by_itself(sim, refuse):
+    events = Events(sim)
+    token = events.token
+
+    sim.faults.outage(0.5, refuse=refuse)
+
+    wait_until(lambda: events.is_closed)
+    assert sim.faults.is_in_outage
+    with pytest.raises((websocket.WebSocketBadStatusException, requests.HTTPError)):
+        if refuse == "tokens":
+            fetch_token(sim)
+        else:
+            websocket.create_connection(sim.ws_url, header=[f"Authorization: Bearer {token}"], timeout=5)
+    wait_until(lambda: not sim.faults.is_in_outage, timeout_s=5)
+    Events(sim).close()
+
+
+def test_calls_go_on_during_an_outage(sim):
+    sim.faults.outage(5)
+
+    played = sim.play(inbound("+420774852529").to_extension("101").answered_by("101").talk(2).caller_hangs_up())
+
+    assert played.call_id and sim.faults.is_in_outage
+    sim.faults.end_outage()
+    assert not sim.faults.is_in_outage
