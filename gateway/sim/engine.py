@@ -7,7 +7,8 @@ What monitored DNs see in each kind of call is fixed by docs/v20-call-flows.md (
 
 Time: a virtual clock runs `time_scale` simulated seconds per real second; ring timeouts and
 scenario waits are simulated seconds. Timestamps shown to clients (recording start/end, active
-call times) are real UTC wall time.
+call times) are the PBX's wall clock `Engine.wall`: real UTC time, plus `wall.offset_s` when a
+test sets the PBX's clock off.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
 
 from gateway.sim.model import CallLogRow, Directory, Recording, User
-from gateway.sim.timing import Scheduler, Timer, VirtualClock
-from gateway.sim.wav import tone_wav
+from gateway.sim.timing import Scheduler, Timer, VirtualClock, WallClock
+from gateway.sim.wav import tone_hz, tone_wav
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +107,12 @@ class Participant:
     on_behalf_of_type: str = ""
     attached_data: dict[str, str] = field(default_factory=dict)
     connected_sim: float | None = None      # simulated time it became Connected
-    connected_at: datetime | None = None    # real UTC time it became Connected
+    connected_at: datetime | None = None    # PBX wall time it became Connected
+    segment_sim: float | None = None        # simulated time its current recorded segment began
+    segment_at: datetime | None = None      # PBX wall time of the same (None: recording paused)
     is_removed: bool = False
-    created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-    removed_at: datetime | None = None      # real UTC time it was removed
+    created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))  # PBX wall time
+    removed_at: datetime | None = None      # PBX wall time it was removed
 
     @property
     def entity(self) -> str:
@@ -221,8 +224,9 @@ class ActiveCallInfo:
     caller: str
     callee: str
     status: str               # Routing | Dialing | Talking
-    established_at: datetime  # real UTC time the call started
-    last_change: datetime     # real UTC time of its last status change
+    established_at: datetime  # PBX wall time the call started
+    last_change: datetime     # PBX wall time of its last status change
+    server_now: datetime      # the PBX's clock when the row was made
 
 
 # --- the engine -------------------------------------------------------------------------------
@@ -233,6 +237,7 @@ class Engine:
     def __init__(self, directory: Directory, *, time_scale: float = 1.0) -> None:
         self.directory = directory
         self.clock = VirtualClock(time_scale)
+        self.wall = WallClock()
         self.scheduler = Scheduler(self.clock)
         self._lock = threading.RLock()
         self._participant_ids = itertools.count(1)
@@ -259,6 +264,7 @@ class Engine:
         with self._lock:
             self._generation += 1
             self.scheduler.clear()
+            self.wall.offset_s = 0.0
             calls = list(self._calls.values())
             self._calls.clear()
             self._participants.clear()
@@ -298,7 +304,7 @@ class Engine:
 
     def _publish(self, event_type: int, participant: Participant) -> None:
         # Called with the lock held, so every subscriber sees events in the engine's order.
-        participant.call.last_change = datetime.now(timezone.utc)
+        participant.call.last_change = self.wall.now()
         for subscriber in self._subscribers:
             if subscriber.wants(participant.dn):
                 subscriber.push(event_type, participant.entity)
@@ -364,7 +370,8 @@ class Engine:
             callee = route.offers[0] if route.kind != "queue" and route.offers else route
         return ActiveCallInfo(id=call.callid, caller=self._display(call.caller),
                               callee=self._display(callee) if callee is not None else call.destination,
-                              status=status, established_at=call.created_at, last_change=call.last_change)
+                              status=status, established_at=call.created_at, last_change=call.last_change,
+                              server_now=self.wall.now())
 
     def _display(self, side: Participant | External | Route | None) -> str:
         if side is None:
@@ -572,6 +579,25 @@ class Engine:
             self._notify(call)
             return {"finalstatus": "Success", "reason": "", "result": result, "reasontext": ""}
 
+    def pause_recording(self, callid: int, dn: str) -> None:
+        """`dn` stops recording its leg of call `callid`: what was recorded so far is one recording.
+
+        A recorded leg that pauses and resumes gives one recording per segment, all of that leg.
+        """
+        with self._lock:
+            leg = self._connected_leg(self._require_call(callid), dn)
+            if leg.segment_sim is None:
+                raise ActionRefused(422, "InvalidState", f"{dn} is not recording call {callid}")
+            self._note_recording(leg)
+            leg.segment_sim = leg.segment_at = None
+
+    def resume_recording(self, callid: int, dn: str) -> None:
+        """`dn` records its leg of call `callid` again, as a new recording."""
+        with self._lock:
+            leg = self._connected_leg(self._require_call(callid), dn)
+            if leg.segment_sim is None:
+                leg.segment_sim, leg.segment_at = self.clock.now(), self.wall.now()
+
     def transfer(self, callid: int, by_dn: str, destination: str) -> None:
         """Blind transfer by `by_dn`'s connected leg (flow 5), as the `transferto` action does."""
         with self._lock:
@@ -680,6 +706,7 @@ class Engine:
     # -- internals (lock held) --------------------------------------------------------------------
     def _new_call(self, direction: str) -> Call:
         call = Call(next(self._callids), direction)
+        call.created_at = call.last_change = self.wall.now()
         self._calls[call.callid] = call
         return call
 
@@ -735,7 +762,7 @@ class Engine:
             device = user.devices[0] if user and user.devices else None
         participant = Participant(
             id=next(self._participant_ids), dn=dn, dn_type=TYPE_NAMES.get(kind, ""), call=call,
-            legid=call.next_legid(), status=status, party=party,
+            legid=call.next_legid(), status=status, party=party, created_at=self.wall.now(),
             device_id=device.device_id if device else "",
             direct_control=bool(device and device.direct_control),
             originated_by_dn=originated_by[0], originated_by_type=originated_by[1],
@@ -753,20 +780,21 @@ class Engine:
     def _set_connected(self, participant: Participant) -> None:
         participant.status = CONNECTED
         participant.connected_sim = self.clock.now()
-        participant.connected_at = datetime.now(timezone.utc)
+        participant.connected_at = self.wall.now()
+        participant.segment_sim, participant.segment_at = participant.connected_sim, participant.connected_at
 
     def _remove(self, participant: Participant) -> None:
         if participant.is_removed:
             return
         participant.is_removed = True
-        participant.removed_at = datetime.now(timezone.utc)
+        participant.removed_at = self.wall.now()
         self._participants.pop(participant.id, None)
         on_dn = self._by_dn.get(participant.dn)
         if on_dn is not None:
             on_dn.pop(participant.id, None)
             if not on_dn:
                 del self._by_dn[participant.dn]
-        if participant.status == CONNECTED and participant.connected_sim is not None:
+        if participant.status == CONNECTED and participant.segment_sim is not None:
             self._note_recording(participant)
         self._publish(REMOVE, participant)
 
@@ -1022,18 +1050,19 @@ class Engine:
 
     # -- recordings -------------------------------------------------------------------------------
     def _note_recording(self, participant: Participant) -> None:
+        """The segment recorded since `segment_*` ends now (a hang-up, a transfer, a pause)."""
         user = self.directory.users.get(participant.dn)
         if user is None:
             return
         is_external = participant.party.dn_type == TYPE_NAMES["trunk"]
         if not (user.record_calls or (user.record_external_only and is_external)):
             return
-        talk_s = max(0.0, self.clock.now() - (participant.connected_sim or 0.0))
+        talk_s = max(0.0, self.clock.now() - (participant.segment_sim or 0.0))
         participant.call.recordings.append(PendingRecording(
             participant=participant, party=participant.party,
             is_originator=participant.originated_by_dn == participant.dn,
-            started_at=participant.connected_at or datetime.now(timezone.utc),
-            ended_at=datetime.now(timezone.utc), talk_s=talk_s))
+            started_at=participant.segment_at or self.wall.now(),
+            ended_at=self.wall.now(), talk_s=talk_s))
 
     def _store_recordings(self, call: Call, directory: Directory, rows: list[CallLogRow]) -> None:
         made = [self._make_recording(directory, pending) for pending in call.recordings]
@@ -1060,14 +1089,15 @@ class Engine:
         source, target = (mine, other) if pending.is_originator else (other, mine)
         is_external = other.dn_type == TYPE_NAMES["trunk"]
         call_type = ("OutboundExternal" if pending.is_originator else "InboundExternal") if is_external else "Local"
+        recording_id = directory.new_id()
         return Recording(
-            id=directory.new_id(), start_time=pending.started_at, end_time=pending.ended_at,
+            id=recording_id, start_time=pending.started_at, end_time=pending.ended_at,
             from_dn=source.dn, from_dn_type=RECORDING_DN_TYPES.get(source.dn_type, 0),
             from_caller_number=source.caller_id, from_display_name=source.name,
             to_dn=target.dn, to_dn_type=RECORDING_DN_TYPES.get(target.dn_type, 0),
             to_caller_number=target.caller_id, to_display_name=target.name, call_type=call_type,
             from_did_number=source.did, to_did_number=other.did if not pending.is_originator else "",
-            wav=tone_wav(pending.talk_s))
+            wav=tone_wav(pending.talk_s, tone_hz(recording_id)))
 
 
     # -- call history (XAPI ReportCallLogData) ------------------------------------------------------
@@ -1087,7 +1117,7 @@ class Engine:
             is_originator = p.originated_by_dn == p.dn and p is call.caller
             if is_originator and not isinstance(call.callee, External):
                 continue        # the callee's own row names this extension as its source
-            ended = p.removed_at or datetime.now(timezone.utc)
+            ended = p.removed_at or self.wall.now()
             mine = self.identity_of(p.dn)
             if is_originator:
                 callee = call.callee

@@ -46,10 +46,17 @@ class SimRequest:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """werkzeug's handler without a line per request on stderr (`requests` records them)."""
+    """werkzeug's handler without a line per request on stderr (`requests` records them), whose
+    `Date` header reads the PBX's wall clock (`server.pbx_wall`), set off like the PBX's own."""
 
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
         pass
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        wall = getattr(self.server, "pbx_wall", None)
+        if timestamp is None and wall is not None:
+            timestamp = wall.time()
+        return super().date_time_string(timestamp)
 
 
 def _default_directory() -> Directory:
@@ -104,6 +111,7 @@ class SimServer:
         """Bind, then serve on a daemon thread; `url` is known on return."""
         self._server = make_server(self.host, self.port, self.app, threaded=True, request_handler=_QuietHandler)
         self._server.daemon_threads = True
+        self._server.pbx_wall = self.engine.wall  # type: ignore[attr-defined]
         self.url = f"http://{self.host}:{self._server.server_port}"
         self.engine.start()
         self._thread = threading.Thread(target=self._server.serve_forever, name="sim-server", daemon=True)
@@ -129,6 +137,11 @@ class SimServer:
         self.engine.reset(directory)
         with self._requests_lock:
             self.requests.clear()
+
+    def set_clock_offset(self, seconds: float) -> None:
+        """From now on the PBX's clock (recording times, `Date` headers) is `seconds` ahead of real
+        time (negative: behind), like a PBX whose clock is wrong; `reset()` sets it right again."""
+        self.engine.wall.offset_s = float(seconds)
 
     def play(self, scenario: Any, *, wait: bool = True) -> scenarios.PlayedCall:
         """Play a scenario (a builder, or its dict / JSON text); see gateway.sim.scenarios."""

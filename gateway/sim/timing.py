@@ -1,5 +1,6 @@
-"""Simulated time: a virtual clock running `time_scale` simulated seconds per real second, and a
-scheduler that runs callbacks after simulated delays on one daemon thread."""
+"""Simulated time: a virtual clock running `time_scale` simulated seconds per real second, a
+scheduler that runs callbacks after simulated delays on one daemon thread, and the PBX's wall
+clock (real UTC time, optionally set off by a number of seconds like a PBX whose clock is wrong)."""
 from __future__ import annotations
 
 import heapq
@@ -7,6 +8,7 @@ import itertools
 import logging
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 logger = logging.getLogger(__name__)
@@ -27,6 +29,20 @@ class VirtualClock:
 
     def real_seconds(self, sim_s: float) -> float:
         return max(0.0, sim_s) / self.time_scale
+
+
+class WallClock:
+    """The time the PBX shows (recording times, HTTP `Date`): real UTC time plus `offset_s`."""
+
+    def __init__(self, offset_s: float = 0.0) -> None:
+        self.offset_s = float(offset_s)
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc) + timedelta(seconds=self.offset_s)
+
+    def time(self) -> float:
+        """Epoch seconds on the PBX's clock."""
+        return time.time() + self.offset_s
 
 
 class Timer:

@@ -1,4 +1,8 @@
-"""The audio the simulator records and streams: a quiet 425 Hz tone, 8 kHz mono 16-bit PCM."""
+"""The audio the simulator records and streams: quiet tones, 8 kHz mono 16-bit PCM.
+
+The media stream plays 425 Hz. Each recording plays its own tone (`tone_hz(recording id)`), so a
+test can tell which recording a converted file holds by listening to it (its dominant frequency).
+"""
 from __future__ import annotations
 
 import array
@@ -8,21 +12,30 @@ import wave
 
 SAMPLE_RATE = 8000
 
-_TONE_SECOND: bytes | None = None
+STREAM_HZ = 425
+TONE_STEP_HZ = 50            # recording tones: 400, 450, ... 2350 Hz, repeating every 40 ids
+TONE_COUNT = 40
+
+_TONE_SECONDS: dict[int, bytes] = {}
 
 
-def _tone_second() -> bytes:
-    global _TONE_SECOND  # a cache of constant bytes, not state
-    if _TONE_SECOND is None:
-        samples = array.array("h", (int(600 * math.sin(2 * math.pi * 425 * n / SAMPLE_RATE))
+def tone_hz(recording_id: int) -> int:
+    """The tone of recording `recording_id`: distinct for any 40 consecutive ids."""
+    return 400 + TONE_STEP_HZ * (recording_id % TONE_COUNT)
+
+
+def _tone_second(hz: int = STREAM_HZ) -> bytes:
+    second = _TONE_SECONDS.get(hz)  # a cache of constant bytes, not state
+    if second is None:
+        samples = array.array("h", (int(600 * math.sin(2 * math.pi * hz * n / SAMPLE_RATE))
                                     for n in range(SAMPLE_RATE)))
-        _TONE_SECOND = samples.tobytes()
-    return _TONE_SECOND
+        second = _TONE_SECONDS[hz] = samples.tobytes()
+    return second
 
 
-def tone_wav(seconds: float) -> bytes:
-    """A quiet 425 Hz tone as an 8 kHz mono 16-bit PCM WAV, `seconds` long."""
-    second = _tone_second()
+def tone_wav(seconds: float, hz: int = STREAM_HZ) -> bytes:
+    """A quiet `hz` tone as an 8 kHz mono 16-bit PCM WAV, `seconds` long."""
+    second = _tone_second(hz)
     whole, rest = divmod(max(0.0, seconds), 1.0)
     frames = second * int(whole) + second[:int(rest * SAMPLE_RATE) * 2]
     buffer = io.BytesIO()

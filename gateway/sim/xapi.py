@@ -256,7 +256,7 @@ def _render_contact(directory: Directory, contact: Contact) -> dict:
 def _render_active_call(directory: Directory, call: Any) -> dict:
     return {"Id": int(call.id), "Caller": call.caller, "Callee": call.callee, "Status": call.status,
             "EstablishedAt": _iso(call.established_at), "LastChangeStatus": _iso(call.last_change),
-            "ServerNow": _iso(datetime.now(timezone.utc))}
+            "ServerNow": _iso(call.server_now)}
 
 
 def _render_recording(directory: Directory, rec: Recording) -> dict:
@@ -437,7 +437,7 @@ class _Xapi:
         })
         contact = EntityType("Pbx.Contact", fields(_render_contact, Contact(id=0)))
         call = EntityType("Pbx.ActiveCall", fields(_render_active_call, SimpleNamespace(
-            id=0, caller="", callee="", status="", established_at=None, last_change=None)))
+            id=0, caller="", callee="", status="", established_at=None, last_change=None, server_now=None)))
         recording = EntityType("Pbx.Recording", fields(_render_recording, _sample_recording()))
         call_log = EntityType("Pbx.CallLogData", fields(_render_call_log, _sample_call_log()))
 

@@ -83,6 +83,10 @@ class Scenario:
     def attended_transfer(self, by: str, to: str) -> Scenario:
         return self._step("attended_transfer", by=str(by), to=str(to))
 
+    def pauses_recording(self, by: str, seconds: float) -> Scenario:
+        """`by` stops recording for `seconds` while the call goes on: its leg gets one more file."""
+        return self._step("pauses_recording", by=str(by), seconds=float(seconds))
+
     def caller_hangs_up(self) -> Scenario:
         return self._step("caller_hangs_up")
 
@@ -394,6 +398,12 @@ class Player:
             raise ScenarioError(f"hangs_up(by={by!r}): {by} is not in call {call.callid}")
         self.engine.hang_up(call.callid, by)
         self._next()
+
+    def _do_pauses_recording(self, step: dict[str, Any]) -> None:
+        call, by = self._call, str(step["by"])
+        self.engine.pause_recording(call.callid, by)
+        self._after(float(step.get("seconds", 0)),
+                    lambda: (self.engine.resume_recording(call.callid, by), self._next()))
 
     def _do_blind_transfer(self, step: dict[str, Any]) -> None:
         self.engine.transfer(self._call.callid, str(step["by"]), str(step["to"]))
