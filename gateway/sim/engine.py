@@ -247,6 +247,9 @@ class Engine:
         self._by_dn: dict[str, dict[int, Participant]] = {}   # dn -> id -> live participant
         self._subscribers: list[Subscriber] = []
         self._generation = 0
+        self._set_default_delays()
+
+    def _set_default_delays(self) -> None:
         # How long simulated phones and outside parties take on their own (simulated seconds).
         self.pickup_after_s = 2.0          # makecall: the caller's device is picked up
         self.external_answer_after_s = 3.0  # an outside number dialled by makecall answers
@@ -265,6 +268,7 @@ class Engine:
             self._generation += 1
             self.scheduler.clear()
             self.wall.offset_s = 0.0
+            self._set_default_delays()
             calls = list(self._calls.values())
             self._calls.clear()
             self._participants.clear()
@@ -1097,7 +1101,8 @@ class Engine:
             to_dn=target.dn, to_dn_type=RECORDING_DN_TYPES.get(target.dn_type, 0),
             to_caller_number=target.caller_id, to_display_name=target.name, call_type=call_type,
             from_did_number=source.did, to_did_number=other.did if not pending.is_originator else "",
-            wav=tone_wav(pending.talk_s, tone_hz(recording_id)))
+            wav=tone_wav(pending.talk_s, tone_hz(recording_id)),
+            call_id=leg.call.callid, participant_id=leg.id, dn=leg.dn)
 
 
     # -- call history (XAPI ReportCallLogData) ------------------------------------------------------

@@ -186,6 +186,10 @@ class Recording:
     from_did_number: str = ""
     to_did_number: str = ""
     wav: bytes = b""
+    # Whose recording it is, for tests (XAPI does not show these): the call, participant and DN.
+    call_id: int = 0
+    participant_id: int = 0
+    dn: str = ""
 
 
 @dataclass
