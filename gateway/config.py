@@ -300,6 +300,8 @@ class RecordingsConfig:
     link_ttl_days: int = setting(days, "30", "How long a signed recording link stays valid")
     workers: int = setting(positive_int, "2", "Parallel ffmpeg conversions")
     wait_s: float = setting(seconds, "60", "How long to wait for a recording to appear after hangup")
+    match_tolerance_s: float = setting(seconds, "3", "Without call history: how far outside its call's span "
+                                                     "a recording may lie")
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ class _StateCollector:
         yield unknowns
         recordings = self._services.recordings.status()
         for key, value in (("converted", recordings.converted), ("failed", recordings.failed),
-                           ("pending", recordings.pending)):
+                           ("pending", recordings.pending), ("ambiguous", recordings.ambiguous)):
             yield GaugeMetricFamily(f"gateway_recordings_{key}", f"Recordings {key} since start", value=value)
         recovery = self._services.recovery.status()
         yield CounterMetricFamily("gateway_recovered_calls", "Calls reported from the call history since start",

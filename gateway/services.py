@@ -22,6 +22,7 @@ from gateway.live.view import LiveView
 from gateway.live.watcher import Watcher
 from gateway.metrics import Metrics
 from gateway.pbx.auth import TokenSource
+from gateway.pbx.clock import PbxClock
 from gateway.pbx.callcontrol import CallControlClient
 from gateway.pbx.stream import EventStream
 from gateway.pbx.http import new_session
@@ -44,6 +45,8 @@ class Services:
         self.cache = TtlCache(config.webapi.cache_s)
         self.metrics = Metrics(self)
         self.metrics.watch_session(self.http)
+        self.pbx_clock = PbxClock(clock=self.clock)
+        self.pbx_clock.watch_session(self.http)
         self.tokens = TokenSource(self.http, pbx.url, pbx.client_id, pbx.client_secret,
                                   timeout_s=pbx.timeout_s, clock=self.clock)
         self.xapi = XapiClient(self.http, pbx.url, self.tokens, timeout_s=pbx.timeout_s)
@@ -55,7 +58,8 @@ class Services:
         self.delivery = Deliveries(self.outbox, config.targets, clock=self.clock)
         self.phonebook = Phonebook(self.xapi, clock=self.clock)
         self.webhooks = Router(self.outbox, config.targets, phonebook=self.phonebook.name_of)
-        self.recordings = RecordingPipeline(config, self.xapi, self.webhooks, clock=self.clock)
+        self.recordings = RecordingPipeline(config, self.xapi, self.webhooks, clock=self.clock,
+                                            pbx_clock=self.pbx_clock)
         self.recovery = Recovery(CallHistory(self.xapi), GapStore(gaps_path(config.storage.state_dir)),
                                  self.webhooks, self.table, config, clock=self.clock,
                                  monitored=lambda: self.watcher.monitored_dns(),

@@ -1,16 +1,14 @@
-"""Finds the WAV recordings of a finished call's answered legs and fetches them.
+"""Reads recordings from the PBX: XAPI `/Recordings` look-ups, downloads, and `local_dir` files.
 
-v20 has no documented link between a Call Control call and its recordings (V20-API-NOTES §f), so
-recordings are found by what they show (inferred, verify on a live PBX):
-- XAPI: `GET /Recordings?$filter=StartTime ge <answered - margin> and (FromDn eq '<ext>' or
-  ToDn eq '<ext>')`; a recording belongs to a leg when one of its DNs is the leg's extension, one of
-  its caller numbers ends like the leg's other party (when both are known) and it started inside
-  the leg's time window. `matches` is the only place that decides this.
+Which leg a recording belongs to is decided elsewhere (`history_link.py` by id, `matching.py` by
+what a recording shows); this module only finds and fetches (inferred, verify on a live PBX):
+- XAPI: `GET /Recordings?$filter=StartTime ge <since> and (FromDn eq '<ext>' or ToDn eq '<ext>')`
+  lists an extension's recordings; `by_ids` reads given ids (`Id eq a or Id eq b`).
 - With `[recordings] local_dir` (the gateway on the PBX host), an XAPI recording whose
   `RecordingUrl` names a file under that folder is read from disk instead of downloaded; and when
-  XAPI is refused, unreachable or has nothing for a leg, WAV files under `local_dir/<ext>/` and
-  `local_dir/` are accepted when their name holds the extension (and the other number, when known)
-  and their modification time lies in the window. Those files are only ever read.
+  XAPI is refused or unreachable, WAV files under `local_dir/<ext>/` and `local_dir/` are offered
+  as candidates named by the numbers in their file name, spanning their length up to their
+  modification time. Those files are only ever read.
 - Recordings appear a little after the hang-up. `Search` is the waiting policy: poll with growing
   delays until the same set is seen twice, or until `[recordings] wait_s` has passed.
 Downloading needs the System Owner role on the API client: a 403 is logged as such and kept in
@@ -22,92 +20,28 @@ import logging
 import os
 import re
 import threading
+import wave
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterable, Protocol
 
 from gateway.pbx import odata
 from gateway.pbx.errors import PbxError, PbxRejected
+from gateway.recordings.matching import Candidate, WantedLeg
 
 logger = logging.getLogger(__name__)
 
-NUMBER_TAIL_DIGITS = 7       # compare numbers by their last digits: "+420774852529" ~ "774852529"
-START_SLACK = timedelta(seconds=5)   # a recording may start a little before the answer we saw
 FORBIDDEN_HINT = ("XAPI refused /Recordings (403): the API client needs the System Owner role "
                   "to read and download recordings")
 
 
 @dataclass(frozen=True)
-class WantedLeg:
-    """One answered leg whose recordings are looked for; times are aware UTC datetimes."""
+class Found:
+    """One look: the recordings seen, and whether some look-up failed (so the list may be short)."""
 
-    leg_id: str
-    dn: str                          # the extension (legacy `user`)
-    numbers: tuple[str, ...]         # the other party's numbers (legacy `callerid`), may be empty
-    not_before: datetime
-    not_after: datetime
-    answered_at: datetime | None = None
-
-    @property
-    def link(self) -> int:
-        """The call-link number at the end of the leg id (`..._669-2` -> 2)."""
-        tail = self.leg_id.rpartition("-")[2]
-        return int(tail) if tail.isdigit() else 0
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A recording found on the PBX or on disk; `key` identifies it across polls."""
-
-    key: str
-    start_time: datetime
-    dns: tuple[str, ...]
-    numbers: tuple[str, ...]
-    recording_id: int | None = None
-    path: Path | None = None         # a readable WAV on this host, else download `recording_id`
-
-
-def _digits(value: str) -> str:
-    return re.sub(r"[^0-9]", "", value or "")
-
-
-def _numbers_agree(ours: tuple[str, ...], theirs: tuple[str, ...]) -> bool:
-    wanted = [d[-NUMBER_TAIL_DIGITS:] for d in map(_digits, ours) if d]
-    seen = [d for d in map(_digits, theirs) if d]
-    if not wanted or not seen:
-        return True                  # nothing to compare: the DN and time window decide
-    return any(s.endswith(w) or w.endswith(s[-NUMBER_TAIL_DIGITS:]) for w in wanted for s in seen)
-
-
-def matches(candidate: Candidate, leg: WantedLeg) -> bool:
-    """Whether a recording belongs to a leg: same extension, other number agrees, time in window."""
-    return (leg.dn in candidate.dns
-            and leg.not_before <= candidate.start_time <= leg.not_after
-            and _numbers_agree(leg.numbers, candidate.numbers))
-
-
-def assign(candidates: list[Candidate], legs: list[WantedLeg]) -> dict[str, list[Candidate]]:
-    """Give each recording to one leg it matches; each leg's files in start-time order.
-
-    When several legs match (a transfer chain that visits the same extension twice), the file goes
-    to the leg answered last before it started; without answer times, to the lowest link number.
-    """
-    result: dict[str, list[Candidate]] = {leg.leg_id: [] for leg in legs}
-    ordered = sorted(legs, key=lambda leg: (leg.link, leg.leg_id))
-    for candidate in sorted(candidates, key=lambda c: (c.start_time, c.key)):
-        matching = [leg for leg in ordered if matches(candidate, leg)]
-        if not matching:
-            continue
-        started = [leg for leg in matching
-                   if leg.answered_at and leg.answered_at - START_SLACK <= candidate.start_time]
-        chosen = max(started, key=_answered_at) if started else matching[0]
-        result[chosen.leg_id].append(candidate)
-    return result
-
-
-def _answered_at(leg: WantedLeg) -> datetime:
-    return leg.answered_at or datetime.min.replace(tzinfo=timezone.utc)
+    candidates: list[Candidate]
+    is_complete: bool
 
 
 def recordings_filter(dn: str, not_before: datetime) -> str:
@@ -197,32 +131,47 @@ class RecordingFetcher:
         self._last_error: str | None = None
         self._is_forbidden = False
 
-    def find(self, legs: list[WantedLeg]) -> dict[str, list[Candidate]]:
-        """One look for the recordings of a call's legs: leg id -> files by start time."""
+    def look(self, dns: Iterable[str], since: datetime, legs: Iterable[WantedLeg] = ()) -> Found:
+        """The recordings of extensions `dns` that started at `since` (PBX clock) or later.
+
+        When an XAPI look-up fails and `local_dir` is set, the WAV files of `legs`' extensions
+        found there are offered instead.
+        """
         by_key: dict[str, Candidate] = {}
-        failed = False
-        for dn in sorted({leg.dn for leg in legs}):
-            not_before = min(leg.not_before for leg in legs if leg.dn == dn)
+        failed: list[str] = []
+        empty: list[str] = []
+        for dn in sorted(set(dns)):
             try:
-                rows = self._xapi.list("Recordings", filter=recordings_filter(dn, not_before),
-                                       orderby="StartTime")
+                rows = self._xapi.list("Recordings", filter=recordings_filter(dn, since), orderby="StartTime")
             except PbxError as exc:
-                failed = True
+                failed.append(dn)
                 self._note_error(exc, dn)
                 continue
             self._clear_error()
+            if not rows:
+                empty.append(dn)
             for row in rows:
                 candidate = self._from_xapi(row)
                 if candidate is not None:
                     by_key.setdefault(candidate.key, candidate)
-        found = assign(list(by_key.values()), legs)
-        if self._local_dir is not None:
-            short = [leg for leg in legs if failed or not found[leg.leg_id]]
-            if short:
-                local = assign(self._scan_local(short), short)
-                for leg_id, files in local.items():
-                    found[leg_id] = found[leg_id] or files
-        return found
+        if (failed or empty) and self._local_dir is not None:
+            for candidate in self._scan_local([leg for leg in legs if leg.dn in failed + empty]):
+                by_key.setdefault(candidate.key, candidate)
+        return Found(list(by_key.values()), is_complete=not failed)
+
+    def by_ids(self, recording_ids: Iterable[int]) -> list[Candidate] | None:
+        """The recordings with these ids (those the PBX still has), or None when XAPI failed."""
+        ids = sorted(set(recording_ids))
+        if not ids:
+            return []
+        try:
+            rows = self._xapi.list("Recordings", filter=odata.any_of(*(odata.eq("Id", i) for i in ids)))
+        except PbxError as exc:
+            self._note_error(exc, "ids " + ",".join(map(str, ids)))
+            return None
+        self._clear_error()
+        found = [c for c in map(self._from_xapi, rows) if c is not None and c.recording_id in ids]
+        return sorted(found, key=lambda c: (c.start_time, c.key))
 
     def fetch(self, candidate: Candidate, work_dir: Path) -> Path:
         """A WAV file holding `candidate`: the local file itself, or a download into `work_dir`."""
@@ -265,12 +214,13 @@ class RecordingFetcher:
             return None
         path = self._local_file(row.get("RecordingUrl") or "")
         return Candidate(
-            key=f"file:{path}" if path else f"xapi:{row['Id']}",
+            key=f"rec:{row['Id']}",
             start_time=start,
             dns=tuple(str(row.get(k) or "") for k in ("FromDn", "ToDn")),
             numbers=tuple(str(row.get(k) or "") for k in ("FromCallerNumber", "ToCallerNumber")),
             recording_id=int(row["Id"]),
             path=path,
+            end_time=parse_time(row.get("EndTime")),
         )
 
     def _local_file(self, relative: str) -> Path | None:
@@ -297,7 +247,19 @@ class RecordingFetcher:
                 if not entry.name.lower().endswith(".wav") or not entry.is_file(follow_symlinks=False):
                     continue
                 tokens = tuple(t for t in re.split(r"[^0-9+]+", entry.name) if t)
-                mtime = datetime.fromtimestamp(entry.stat().st_mtime, timezone.utc)
-                candidates.append(Candidate(key=f"file:{Path(entry.path).resolve()}", start_time=mtime,
-                                            dns=tokens, numbers=tokens, path=Path(entry.path)))
+                # Written until the recording ended: the modification time is its end (PBX host clock).
+                ended = datetime.fromtimestamp(entry.stat().st_mtime, timezone.utc)
+                started = ended - timedelta(seconds=_wav_seconds(Path(entry.path)))
+                candidates.append(Candidate(key=f"file:{Path(entry.path).resolve()}", start_time=started,
+                                            dns=tokens, numbers=tokens, path=Path(entry.path),
+                                            end_time=ended))
         return candidates
+
+
+def _wav_seconds(path: Path) -> float:
+    """The length of a WAV file from its header (0 when it cannot be read)."""
+    try:
+        with wave.open(str(path), "rb") as handle:
+            return handle.getnframes() / float(handle.getframerate() or 1)
+    except (OSError, EOFError, wave.Error):
+        return 0.0

@@ -1,4 +1,4 @@
-"""Finding recordings: the matching rule, the waiting policy, 403 reporting and local files."""
+"""Reading recordings from the PBX: the XAPI look-ups, the waiting policy, 403 reporting, local files."""
 from __future__ import annotations
 
 import logging
@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gateway.pbx.errors import PbxRejected, PbxUnreachable
-from gateway.recordings.fetch import (Candidate, FetcherStatus, RecordingFetcher, Search, WantedLeg, assign, matches,
-                                      parse_time, recordings_filter)
+from gateway.recordings.fetch import FetcherStatus, RecordingFetcher, Search, parse_time, recordings_filter
+from gateway.recordings.matching import Candidate, WantedLeg
 
 T0 = datetime(2026, 11, 24, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -20,10 +20,10 @@ def at(seconds: float) -> datetime:
 
 def make_leg(leg_id="261124100000_7-1", dn="101", numbers=("+420774852529",), answered_s=0.0,
              ended_s=60.0) -> WantedLeg:
-    return WantedLeg(leg_id, dn, tuple(numbers), at(answered_s - 60), at(ended_s + 60), at(answered_s))
+    return WantedLeg(leg_id, dn, tuple(numbers), at(answered_s), at(ended_s))
 
 
-def make_candidate(key="xapi:1", start_s=1.0, dns=("10000", "101"), numbers=("+420774852529", "101")):
+def make_candidate(key="rec:1", start_s=1.0, dns=("10000", "101"), numbers=("+420774852529", "101")):
     return Candidate(key, at(start_s), tuple(dns), tuple(numbers), recording_id=int(key.split(":")[1]))
 
 
@@ -33,50 +33,6 @@ def xapi_row(rec_id, start_s=1.0, from_dn="10000", to_dn="101", from_number="+42
             "EndTime": at(start_s + 5).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "FromDn": from_dn, "FromCallerNumber": from_number, "ToDn": to_dn,
             "ToCallerNumber": to_number, "RecordingUrl": url}
-
-
-@pytest.mark.parametrize("candidate, expected", [
-    (make_candidate(), True),
-    (make_candidate(dns=("10000", "102")), False),
-    (make_candidate(numbers=("774852529", "101")), True),
-    (make_candidate(numbers=("00420774852529",)), True),
-    (make_candidate(numbers=("+420777000111", "101")), False),
-    (make_candidate(numbers=("", "")), True),
-    (make_candidate(start_s=-61), False),
-    (make_candidate(start_s=121), False),
-], ids=["same extension and caller", "other extension", "caller without country code",
-        "caller with 00 prefix", "other caller", "recording without numbers",
-        "started long before the answer", "started after the call ended"])
-def test_matches_decides_by_extension_number_and_time(candidate, expected):
-    assert matches(candidate, make_leg()) is expected
-
-
-def test_matches_without_caller_number_uses_extension_and_time():
-    assert matches(make_candidate(numbers=("+1555",)), make_leg(numbers=()))
-
-
-def test_assign_gives_each_leg_its_extensions_files_by_start_time():
-    legs = [make_leg("261124100000_7-1", "101", ended_s=10),
-            make_leg("261124100000_7-2", "103", answered_s=10, ended_s=30)]
-    first = make_candidate("xapi:1", 1, dns=("10000", "101"))
-    second = make_candidate("xapi:2", 11, dns=("10000", "103"))
-    third = make_candidate("xapi:3", 20, dns=("10000", "103"))
-
-    found = assign([third, first, second], legs)
-
-    assert found == {"261124100000_7-1": [first], "261124100000_7-2": [second, third]}
-
-
-def test_assign_splits_a_chain_visiting_one_extension_twice_by_answer_time():
-    legs = [make_leg("261124100000_7-1", "101", answered_s=0, ended_s=10),
-            make_leg("261124100000_7-2", "102", answered_s=10, ended_s=20),
-            make_leg("261124100000_7-3", "101", answered_s=20, ended_s=30)]
-    early = make_candidate("xapi:1", 1)
-    late = make_candidate("xapi:2", 21)
-
-    found = assign([early, late], legs)
-
-    assert found["261124100000_7-1"] == [early] and found["261124100000_7-3"] == [late]
 
 
 def test_recordings_filter_names_start_time_and_both_directions():
@@ -119,34 +75,44 @@ def test_search_backs_off_and_gives_up_at_wait_s():
     assert search.record(nothing, 10.0) is True and search.found == {}
 
 
-def test_find_returns_matching_xapi_recordings(standin_xapi):
-    xapi = standin_xapi([xapi_row(5, 2), xapi_row(6, 1), xapi_row(7, 3, to_dn="102")])
+def test_look_lists_each_extensions_recordings_since_a_time(standin_xapi):
+    xapi = standin_xapi([xapi_row(5, 2), xapi_row(6, 1)])
 
-    found = RecordingFetcher(xapi).find([make_leg()])
+    found = RecordingFetcher(xapi).look(["101"], at(-60))
 
-    assert [c.recording_id for c in found["261124100000_7-1"]] == [6, 5]
+    assert [c.recording_id for c in found.candidates] == [5, 6] and found.is_complete
+    assert found.candidates[0].end_time == at(7) and found.candidates[0].keys == ("rec:5",)
     assert xapi.queries == ["(StartTime ge 2026-11-24T08:59:00Z and (FromDn eq '101' or ToDn eq '101'))"]
 
 
-def test_find_refused_with_403_says_system_owner_in_log_and_status(caplog, standin_xapi):
+def test_by_ids_reads_only_the_given_recordings_in_start_order(standin_xapi):
+    xapi = standin_xapi([xapi_row(5, 2), xapi_row(6, 1), xapi_row(7, 3)])
+
+    found = RecordingFetcher(xapi).by_ids([5, 6])
+
+    assert [c.recording_id for c in found] == [6, 5]
+    assert xapi.queries == ["(Id eq 5 or Id eq 6)"]
+
+
+def test_look_refused_with_403_says_system_owner_in_log_and_status(caplog, standin_xapi):
     fetcher = RecordingFetcher(standin_xapi(error=PbxRejected(403, "Forbidden")))
     caplog.set_level(logging.ERROR, logger="gateway.recordings.fetch")
 
-    found = fetcher.find([make_leg()])
+    found = fetcher.look(["101"], at(0))
 
-    assert found == {"261124100000_7-1": []}
+    assert found.candidates == [] and not found.is_complete
     assert fetcher.status().is_forbidden is True
     assert "System Owner" in fetcher.status().last_error
     assert any("System Owner" in r.getMessage() for r in caplog.records)
 
 
-def test_find_clears_the_error_once_xapi_answers_again(standin_xapi):
+def test_look_clears_the_error_once_xapi_answers_again(standin_xapi):
     xapi = standin_xapi(error=PbxUnreachable("timed out"))
     fetcher = RecordingFetcher(xapi)
-    fetcher.find([make_leg()])
+    fetcher.look(["101"], at(0))
 
     xapi.error = None
-    fetcher.find([make_leg()])
+    fetcher.look(["101"], at(0))
 
     assert fetcher.status() == FetcherStatus(last_error=None, is_forbidden=False)
 
@@ -154,33 +120,34 @@ def test_find_clears_the_error_once_xapi_answers_again(standin_xapi):
 def test_fetch_downloads_the_wav_into_the_work_folder(tmp_path, wav_bytes, standin_xapi):
     data = wav_bytes(1.0)
     fetcher = RecordingFetcher(standin_xapi([xapi_row(5)], wavs={5: data}))
-    candidate = fetcher.find([make_leg()])["261124100000_7-1"][0]
+    [candidate] = fetcher.look(["101"], at(0)).candidates
 
     path = fetcher.fetch(candidate, tmp_path)
 
     assert path.parent == tmp_path and path.read_bytes() == data
 
 
-def test_find_reads_recording_url_from_local_dir(tmp_path, make_wav, standin_xapi):
+def test_look_reads_recording_url_from_local_dir(tmp_path, make_wav, standin_xapi):
     local = tmp_path / "Recordings"
     wav = make_wav("[Alice]_101-+420774852529_20261124090001(7).wav", 1.0, folder=local / "101")
     xapi = standin_xapi([xapi_row(5, url=f"101/{wav.name}"), xapi_row(6, 2, url="../../etc/passwd")])
 
-    files = RecordingFetcher(xapi, local_dir=local).find([make_leg()])["261124100000_7-1"]
+    found = RecordingFetcher(xapi, local_dir=local).look(["101"], at(0))
 
-    assert [(c.recording_id, c.path) for c in files] == [(5, wav.resolve()), (6, None)]
+    assert [(c.recording_id, c.path) for c in found.candidates] == [(5, wav.resolve()), (6, None)]
+    assert found.candidates[0].keys == ("rec:5", f"file:{wav.resolve()}")
 
 
-def test_find_falls_back_to_local_files_when_xapi_refuses(tmp_path, make_wav, standin_xapi):
+def test_look_offers_local_files_when_xapi_refuses(tmp_path, make_wav, standin_xapi):
     local = tmp_path / "Recordings"
-    ours = make_wav("[Alice]_101-+420774852529_20261124090001(7).wav", 1.0, folder=local / "101")
-    other_caller = make_wav("[Alice]_101-+420777000111_20261124090001(8).wav", 1.0, folder=local / "101")
-    too_old = make_wav("[Alice]_101-+420774852529_20261123090001(6).wav", 1.0, folder=local / "101")
-    for path, seconds in ((ours, 5), (other_caller, 5), (too_old, -86400)):
-        os.utime(path, (at(seconds).timestamp(),) * 2)
+    ours = make_wav("[Alice]_101-+420774852529_20261124090001(7).wav", 4.0, folder=local / "101")
+    os.utime(ours, (at(5).timestamp(),) * 2)
     fetcher = RecordingFetcher(standin_xapi(error=PbxRejected(403, "Forbidden")), local_dir=local)
 
-    files = fetcher.find([make_leg()])["261124100000_7-1"]
+    found = fetcher.look(["101"], at(0), [make_leg()])
 
-    assert [c.path for c in files] == [ours]
-    assert fetcher.fetch(files[0], tmp_path / "work") == ours
+    [candidate] = found.candidates
+    assert candidate.path == ours and not found.is_complete
+    assert (candidate.start_time, candidate.end_time) == (at(1), at(5))   # its length before its mtime
+    assert "101" in candidate.dns and "+420774852529" in candidate.numbers
+    assert fetcher.fetch(candidate, tmp_path / "work") == ours

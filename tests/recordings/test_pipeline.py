@@ -1,6 +1,7 @@
 """The pipeline from a finished call to MP3 files and FILES webhooks in the outbox."""
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
@@ -12,6 +13,7 @@ from gateway.clock import Clock, FakeClock
 from gateway.live.webhooks import CallEnded
 from gateway.live.model import Call
 from gateway.pbx.errors import PbxRejected
+from gateway.recordings.history_link import HistoryRecordings, HistoryUnavailable
 from gateway.recordings.pipeline import RecordingPipeline
 from gateway.recordings.serve import create_recordings_blueprint
 from gateway.webhooks.outbox import Outbox
@@ -23,9 +25,9 @@ CALLER = "+420774852529"
 
 
 def ended(leg_id: str, user: str, *, answered_at: datetime, ended_at: datetime,
-          is_transferred: bool = False) -> CallEnded:
+          is_transferred: bool = False, call_key: str = CALL_KEY) -> CallEnded:
     """The CallEnded event of one answered leg, as the watcher produces it."""
-    return CallEnded(call_key=CALL_KEY, id=leg_id, event="incoming", callerid=CALLER, user=user,
+    return CallEnded(call_key=call_key, id=leg_id, event="incoming", callerid=CALLER, user=user,
                      finishtype="Ok", is_transferred=is_transferred,
                      title=f"Incoming call from {CALLER}, answered by {user}", v20_call_id=7, dn=user,
                      participant_id=1, answered_at=answered_at, ended_at=ended_at)
@@ -55,9 +57,9 @@ def run_pipeline(recordings_config, outbox):
     """Build and start a RecordingPipeline with fast polling; stopped after the test."""
     started: list[RecordingPipeline] = []
 
-    def make(xapi, *, clock=None, **sections) -> RecordingPipeline:
+    def make(xapi, *, clock=None, history=None, **sections) -> RecordingPipeline:
         pipeline = RecordingPipeline(recordings_config(**sections), xapi, outbox, clock=clock or Clock(),
-                                     poll_s=0.05, settle_s=0.1, retry_delay_s=0)
+                                     history=history, poll_s=0.05, settle_s=0.1, retry_delay_s=0)
         pipeline.start()
         started.append(pipeline)
         return pipeline
@@ -268,3 +270,105 @@ def test_start_removes_leftover_download_folders_only(recordings_config, outbox,
     pipeline.stop(timeout_s=5)
 
     assert [p.name for p in mp3_dir.iterdir()] == [kept.name]
+
+
+class StandInHistory:
+    """A call history that knows `by_leg` (leg id -> recording ids), or fails with `error`."""
+
+    def __init__(self, by_leg=None, error=None):
+        self.by_leg = by_leg
+        self.error = error
+        self.asked: list[int] = []
+
+    def recordings_of(self, call, legs):
+        self.asked.append(call.v20_call_id)
+        if self.error:
+            raise self.error
+        return None if self.by_leg is None else HistoryRecordings(dict(self.by_leg))
+
+
+def test_call_history_names_the_recordings_by_id(run_pipeline, standin_xapi, outbox, wav_bytes, mp3_dir):
+    now = datetime.now(timezone.utc)
+    xapi = standin_xapi([row(11, now - timedelta(seconds=4), 1.0), row(12, now - timedelta(seconds=3), 2.0)],
+                        wavs={11: wav_bytes(1.0), 12: wav_bytes(2.0)})
+    history = StandInHistory({LEG1: (12,)})
+    pipeline = run_pipeline(xapi, history=history)
+
+    pipeline.call_ended(make_call(now - timedelta(seconds=5)),
+                        [ended(LEG1, "101", answered_at=now - timedelta(seconds=4), ended_at=now)])
+    [event] = posted(outbox, 1)
+
+    assert [urlsplit(f).path for f in event.params["FILES"]] == [f"/webapi/recording/{LEG1}-1.mp3"]
+    assert xapi.queries == ["(Id eq 12)"] and xapi.downloads == ["/Recordings/Pbx.DownloadRecording(recId=12)"]
+    assert history.asked == [7]
+
+
+def test_unreadable_call_history_falls_back_to_the_search(run_pipeline, standin_xapi, outbox, wav_bytes):
+    now = datetime.now(timezone.utc)
+    xapi = standin_xapi([row(11, now - timedelta(seconds=3), 1.0)], wavs={11: wav_bytes(1.0)})
+    pipeline = run_pipeline(xapi, history=StandInHistory(error=HistoryUnavailable("403 Forbidden")))
+
+    pipeline.call_ended(make_call(now - timedelta(seconds=5)),
+                        [ended(LEG1, "101", answered_at=now - timedelta(seconds=4), ended_at=now)])
+    [event] = posted(outbox, 1)
+
+    assert event.params["id"] == LEG1 and len(event.params["FILES"]) == 1
+    assert xapi.queries[0].startswith("(StartTime ge ")
+
+
+def test_call_missing_from_the_history_falls_back_after_half_of_wait_s(run_pipeline, standin_xapi, outbox,
+                                                                        wav_bytes):
+    clock = FakeClock(datetime.now(timezone.utc))
+    now = clock.now()
+    xapi = standin_xapi([row(11, now - timedelta(seconds=3), 1.0)], wavs={11: wav_bytes(1.0)})
+    history = StandInHistory(None)
+    pipeline = run_pipeline(xapi, clock=clock, history=history)
+    pipeline.call_ended(make_call(now - timedelta(seconds=5)),
+                        [ended(LEG1, "101", answered_at=now - timedelta(seconds=4), ended_at=now)])
+    wait_until(lambda: history.asked)
+    assert xapi.queries == []
+
+    clock.advance(2.6)   # [recordings] wait_s = 5
+
+    wait_until(lambda: xapi.queries)
+    clock.advance(1)
+    assert posted(outbox, 1)[0].params["id"] == LEG1
+
+
+def test_recording_announced_before_a_restart_is_never_announced_for_another_leg(
+        recordings_config, run_pipeline, standin_xapi, outbox, wav_bytes):
+    now = datetime.now(timezone.utc)
+    xapi = standin_xapi([row(11, now - timedelta(seconds=3), 1.0)], wavs={11: wav_bytes(1.0)})
+    first = run_pipeline(xapi)
+    first.call_ended(make_call(now - timedelta(seconds=5)),
+                     [ended(LEG1, "101", answered_at=now - timedelta(seconds=4), ended_at=now)])
+    posted(outbox, 1)
+    first.stop(timeout_s=5)
+
+    again = run_pipeline(xapi)      # a restart: same state folder, nothing in memory
+    other = "261124100007_8-1"
+    again.call_ended(make_call(now - timedelta(seconds=5)),
+                     [ended(other, "101", answered_at=now - timedelta(seconds=4), ended_at=now,
+                            call_key="261124100007_8")])
+
+    wait_until(lambda: again.status().missing == 1, timeout_s=10)
+    assert [e.params["id"] for e in outbox.events()] == [LEG1]
+
+
+def test_recording_two_calls_could_claim_is_left_out_and_logged(run_pipeline, standin_xapi, outbox,
+                                                                 wav_bytes, caplog):
+    now = datetime.now(timezone.utc)
+    boundary = now - timedelta(seconds=5)
+    xapi = standin_xapi([row(11, boundary, 0.05)], wavs={11: wav_bytes(1.0)})
+    pipeline = run_pipeline(xapi)
+    caplog.set_level(logging.WARNING, logger="gateway.recordings.pipeline")
+
+    pipeline.call_ended(make_call(now - timedelta(seconds=12)),
+                        [ended(LEG1, "101", answered_at=now - timedelta(seconds=10), ended_at=boundary)])
+    pipeline.call_ended(make_call(now - timedelta(seconds=5)),
+                        [ended("261124100005_8-1", "101", answered_at=boundary + timedelta(seconds=0.1),
+                               ended_at=now, call_key="261124100005_8")])
+
+    wait_until(lambda: pipeline.status().missing == 2, timeout_s=20)
+    assert outbox.events() == [] and pipeline.status().ambiguous == 1
+    assert any("recording 11" in r.getMessage() and "left out" in r.getMessage() for r in caplog.records)
