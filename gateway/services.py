@@ -27,6 +27,7 @@ from gateway.pbx.callcontrol import CallControlClient
 from gateway.pbx.stream import EventStream
 from gateway.pbx.http import new_session
 from gateway.pbx.xapi import XapiClient
+from gateway.recordings.history_link import HistoryRecordingLink
 from gateway.recordings.pipeline import RecordingPipeline
 from gateway.webhooks.delivery import Deliveries
 from gateway.webhooks.outbox import Outbox, outbox_path
@@ -59,7 +60,8 @@ class Services:
         self.phonebook = Phonebook(self.xapi, clock=self.clock)
         self.webhooks = Router(self.outbox, config.targets, phonebook=self.phonebook.name_of)
         self.recordings = RecordingPipeline(config, self.xapi, self.webhooks, clock=self.clock,
-                                            pbx_clock=self.pbx_clock)
+                                            pbx_clock=self.pbx_clock,
+                                            history=HistoryRecordingLink(CallHistory(self.xapi), self.pbx_clock))
         self.recovery = Recovery(CallHistory(self.xapi), GapStore(gaps_path(config.storage.state_dir)),
                                  self.webhooks, self.table, config, clock=self.clock,
                                  monitored=lambda: self.watcher.monitored_dns(),

@@ -1,8 +1,9 @@
 """The recording pipeline: after a call ends, find each answered leg's WAVs, convert, post FILES.
 
 Which recordings are a leg's (the README's "Recordings" section says the same for admins):
-1. the call history, when a `CallHistoryLink` is given: the recording ids of the call's rows
-   (`history_link.py`); asked until it lists the call, for at most half of `[recordings] wait_s`;
+1. the call history (a `CallHistoryLink`; Services gives `HistoryRecordingLink`): the recording
+   ids of the call's rows (`history_link.py`); asked until it lists the call, for at most half of
+   `[recordings] wait_s`;
 2. otherwise, or when the history cannot be read, a `/Recordings` search (`matching.py`): same
    extension and number, within the leg's own answered..ended span on the PBX's clock (offset
    measured by `PbxClock`) give or take `[recordings] match_tolerance_s`, matched against every
@@ -327,7 +328,8 @@ class RecordingPipeline:
         if candidates is None:
             return {}, False
         by_id = {c.recording_id: c for c in candidates}
-        found = {leg.leg_id: [by_id[i] for i in answer.by_leg.get(leg.leg_id, ()) if i in by_id]
+        found = {leg.leg_id: sorted((by_id[i] for i in answer.by_leg.get(leg.leg_id, ()) if i in by_id),
+                                    key=lambda c: (c.start_time, c.key))
                  for leg in job.search.legs}
         return found, wanted <= set(by_id)
 

@@ -1070,10 +1070,17 @@ class Engine:
 
     def _store_recordings(self, call: Call, directory: Directory, rows: list[CallLogRow]) -> None:
         made = [self._make_recording(directory, pending) for pending in call.recordings]
-        by_participant = {pending.participant.id: rec.id for pending, rec in zip(call.recordings, made, strict=True)}
+        by_participant: dict[int, list[int]] = {}
+        for pending, rec in zip(call.recordings, made, strict=True):
+            by_participant.setdefault(pending.participant.id, []).append(rec.id)
         for row in rows:
-            row.src_rec_id = by_participant.get(row.src_participant)
-            row.dst_rec_id = by_participant.get(row.dst_participant)
+            # A leg recorded in segments (paused and resumed) has several recordings: the row names
+            # the first as Src/DstRecId and lists them all under `Recordings` (inferred from the
+            # field list, V20-API-NOTES §f: CallLogData.Recordings[].Id).
+            src_ids, dst_ids = by_participant.get(row.src_participant, []), by_participant.get(row.dst_participant, [])
+            row.src_rec_id = src_ids[0] if src_ids else None
+            row.dst_rec_id = dst_ids[0] if dst_ids else None
+            row.rec_ids = src_ids + dst_ids
         with directory.lock:
             for recording in made:
                 directory.recordings[recording.id] = recording

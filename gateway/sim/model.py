@@ -221,6 +221,7 @@ class CallLogRow:
     dst_participant: int = 0
     src_rec_id: int | None = None
     dst_rec_id: int | None = None
+    rec_ids: list[int] = field(default_factory=list)   # every recording of the row, source's first
 
 
 @dataclass

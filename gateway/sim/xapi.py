@@ -294,7 +294,7 @@ def _iso_duration(seconds: float) -> str:
 
 def _render_call_log(directory: Directory, row: CallLogRow) -> dict:
     recordings = [{"Id": rec_id, "SentimentScore": None, "Summary": None, "Transcription": None}
-                  for rec_id in (row.src_rec_id, row.dst_rec_id) if rec_id is not None]
+                  for rec_id in row.rec_ids]
     return {"CallId": 1, "Indent": 1, "SegmentId": 1, "MainCallHistoryId": row.main_id,
             "CallHistoryId": row.row_id, "CdrId": row.row_id, "StartTime": _iso(row.start_time),
             "SourceDn": row.source_dn, "SourceType": row.source_type, "SourceCallerId": row.source_caller_id,

@@ -8,6 +8,9 @@ so the spans only line up if the gateway measured the offset.
 Calls are kept close on purpose: a second call starts one simulated second after the first ended,
 and the PBX publishes recordings only after both calls ended, so the searches of both calls run
 while both recordings are listed.
+
+Every scenario runs twice: with the call history (recordings linked by id) and with the history
+refused (403), where the search by extension, number and span must get the same answer.
 """
 from __future__ import annotations
 
@@ -30,12 +33,28 @@ TALK_S = 80.0            # simulated seconds: 1.6 s at the test simulator's 50x,
 GAP_S = 1.0
 
 
+@pytest.fixture(params=["history", "search"], ids=["by call history", "history refused"])
+def path(request, sim) -> str:
+    """How recordings are linked: "history" (the call history answers) or "search" (it is refused)."""
+    if request.param == "search":
+        sim.faults.fail(403, "/xapi/v1/ReportCallLogData", times=None)
+    return str(request.param)
+
+
 @pytest.fixture
-def config(sim, config):
+def config(sim, path, config):
     """The default test config with a tight match tolerance, on a PBX whose clock is off."""
     sim.set_clock_offset(PBX_CLOCK_AHEAD_S)
     recordings = dataclasses.replace(config.recordings, match_tolerance_s=0.5, wait_s=20.0)
     return dataclasses.replace(config, recordings=recordings)
+
+
+def assert_linked_by(sim, path: str) -> None:
+    """The recordings were found the way `path` says: by id from the history, or by search."""
+    searches = [r for r in sim.requests if r.path == "/xapi/v1/Recordings" and "StartTime" in r.query]
+    history = [r for r in sim.requests if r.path.startswith("/xapi/v1/ReportCallLogData")]
+    assert history, "the call history was never asked"
+    assert bool(searches) is (path == "search")
 
 
 def play_back_to_back(sim, first: Scenario, second: Scenario, *, first_call_s: float,
@@ -112,7 +131,7 @@ def test_tones_tell_recordings_apart():
     assert len({tone_hz(n) for n in range(TONE_COUNT)}) == TONE_COUNT and TONE_STEP_HZ >= 50
 
 
-def test_same_caller_calling_back_gets_each_call_its_own_recording(sim, live_gateway, receiver):
+def test_same_caller_calling_back_gets_each_call_its_own_recording(sim, path, live_gateway, receiver):
     call = inbound(ALICE).to_extension("101").answered_by("101").talk(TALK_S).caller_hangs_up()
     callback = inbound(ALICE).to_extension("101").answered_by("101").talk(TALK_S).caller_hangs_up()
 
@@ -121,10 +140,11 @@ def test_same_caller_calling_back_gets_each_call_its_own_recording(sim, live_gat
 
     assert len(answered_legs(receiver)) == 2
     assert heard(live_gateway, files) == expected(sim, receiver)
+    assert_linked_by(sim, path)
     assert all(len(names) == 1 for names in files.values())
 
 
-def test_two_callers_back_to_back_to_one_agent_get_their_own_recordings(sim, live_gateway, receiver):
+def test_two_callers_back_to_back_to_one_agent_get_their_own_recordings(sim, path, live_gateway, receiver):
     first = inbound(ALICE).to_queue("800", rings=["101"]).answered_by("101").talk(TALK_S).caller_hangs_up()
     second = inbound(BOB).to_queue("800", rings=["101"]).answered_by("101").talk(TALK_S).caller_hangs_up()
 
@@ -132,10 +152,11 @@ def test_two_callers_back_to_back_to_one_agent_get_their_own_recordings(sim, liv
     files = files_by_leg(receiver, 2)
 
     assert heard(live_gateway, files) == expected(sim, receiver)
+    assert_linked_by(sim, path)
     assert all(len(names) == 1 for names in files.values())
 
 
-def test_blind_and_attended_transfers_give_each_leg_only_its_own_recordings(sim, live_gateway, receiver):
+def test_blind_and_attended_transfers_give_each_leg_only_its_own_recordings(sim, path, live_gateway, receiver):
     blind = (inbound(ALICE).to_extension("101").answered_by("101").talk(TALK_S)
              .blind_transfer(by="101", to="103").answered_by("103").talk(TALK_S).caller_hangs_up())
     attended = (inbound(ALICE).to_extension("101").answered_by("101").talk(TALK_S)
@@ -146,11 +167,12 @@ def test_blind_and_attended_transfers_give_each_leg_only_its_own_recordings(sim,
     files = files_by_leg(receiver, 4)
 
     assert heard(live_gateway, files) == expected(sim, receiver)
+    assert_linked_by(sim, path)
     announced = [name for names in files.values() for name in names]
     assert len(announced) == 4 and len(set(announced)) == 4
 
 
-def test_leg_recorded_in_two_segments_gets_both_in_order(sim, live_gateway, receiver):
+def test_leg_recorded_in_two_segments_gets_both_in_order(sim, path, live_gateway, receiver):
     paused = (inbound(ALICE).to_extension("101").answered_by("101").talk(TALK_S)
               .pauses_recording(by="101", seconds=20).talk(TALK_S).caller_hangs_up())
     callback = inbound(ALICE).to_extension("101").answered_by("101").talk(TALK_S).caller_hangs_up()
@@ -160,4 +182,5 @@ def test_leg_recorded_in_two_segments_gets_both_in_order(sim, live_gateway, rece
     files = files_by_leg(receiver, 2)
 
     assert heard(live_gateway, files) == expected(sim, receiver)
+    assert_linked_by(sim, path)
     assert sorted(len(names) for names in files.values()) == [1, 2]
