@@ -83,7 +83,7 @@ class HistoryRecordingLink:
         for leg in legs:
             segment = _segment_of(found, leg, offset)
             if segment is not None:
-                by_leg[leg.leg_id] = _ids_of(segment, leg.dn)
+                by_leg[leg.leg_id] = leg_recording_ids(segment, leg.dn)
         return HistoryRecordings(by_leg)
 
 
@@ -95,7 +95,8 @@ def _segment_of(call: HistoryCall, leg: WantedLeg, offset: ClockOffset) -> Histo
     return min(rows, key=lambda s: abs((s.answered_at or answered) - answered), default=None)
 
 
-def _ids_of(segment: HistorySegment, dn: str) -> tuple[int, ...]:
+def leg_recording_ids(segment: HistorySegment, dn: str) -> tuple[int, ...]:
+    """The recording ids of extension `dn`'s side of a history row (see the module docstring)."""
     is_source = segment.source.dn == dn and segment.source.is_extension
     own, other = ((segment.src_recording_id, segment.destination) if is_source
                   else (segment.dst_recording_id, segment.source))
