@@ -260,7 +260,7 @@ class Watcher:
         self._feed(leg.v20_call_id, LegSeen(leg, self.clock.now(), did_name=did_name, is_resync=is_resync,
                                             arrived_at=arrived_at))
 
-    def _arrivals(self, legs: list[Leg], now: datetime) -> dict[int, datetime]:
+    def _arrivals(self, legs: list[Leg]) -> dict[int, datetime]:
         """v20 call id -> arrival time, for the calls of `legs` the table does not know (read from
         XAPI /ActiveCalls once, only when there are such calls; see live/arrivals.py)."""
         unknown: dict[int, list[Leg]] = {}
@@ -269,8 +269,12 @@ class Watcher:
                 unknown.setdefault(leg.v20_call_id, []).append(leg)
         if not unknown:
             return {}
+        asked_at = self.clock.now()
         active = read_active_calls(self._xapi)
-        found = {call_id: arrival_of(call_legs, active, now) for call_id, call_legs in unknown.items()}
+        # The rows' ServerNow was taken while the request was under way, not when the resync began:
+        # the request's midpoint on our clock is the closest reading of that moment.
+        answered_at = asked_at + (self.clock.now() - asked_at) / 2
+        found = {call_id: arrival_of(call_legs, active, answered_at) for call_id, call_legs in unknown.items()}
         return {call_id: at for call_id, at in found.items() if at is not None}
 
     def _feed(self, v20_call_id: int, event: MachineEvent) -> None:
@@ -390,7 +394,7 @@ class Watcher:
                     current[leg.key] = leg
             # Legs placing or first receiving a call before legs transferred to (referred_by).
             ordered = sorted(current.values(), key=lambda l: (l.v20_call_id, bool(l.referred_by_dn), l.participant_id))
-            arrivals = self._arrivals(ordered, now)
+            arrivals = self._arrivals(ordered)
             changed = 0
             for leg in ordered:
                 cached = self._table.find_leg(leg.dn, leg.participant_id)
