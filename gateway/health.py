@@ -41,6 +41,9 @@ def assess(services: Services) -> tuple[bool, dict[str, Any]]:
         problems.append("the Call Control event stream is disconnected (no live calls, no webhooks)")
     elif not events.synced:
         problems.append("the Call Control event stream is resynchronising")
+    if events.lag_s > services.config.pbx.event_lag_warn_s:
+        warnings.append(f"call events are applied {events.lag_s:.1f} s late ({events.backlog} waiting, "
+                        f"{events.reads.queued if events.reads else 0} participant reads queued)")
     age = events.last_event_age_s
     if age is not None and age > STALE_EVENTS_S:
         warnings.append(f"no call event for {int(age)} s")

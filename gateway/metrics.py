@@ -52,6 +52,17 @@ class _StateCollector:
         yield GaugeMetricFamily("gateway_live_calls", "Calls in the live call model", value=events.calls)
         yield CounterMetricFamily("gateway_pbx_events", "Call Control events handled since start",
                                   value=events.events_total)
+        yield GaugeMetricFamily("gateway_event_lag_seconds", "Age of the oldest call event taken in and not "
+                                "yet applied (0 when none waits)", value=events.lag_s)
+        yield GaugeMetricFamily("gateway_event_backlog", "Call events taken in and not yet applied",
+                                value=events.backlog)
+        if events.reads is not None:
+            yield GaugeMetricFamily("gateway_participant_reads_queued", "Participant reads waiting for a worker",
+                                    value=events.reads.queued)
+            yield GaugeMetricFamily("gateway_participant_reads_running", "Participant reads under way",
+                                    value=events.reads.running)
+        yield CounterMetricFamily("gateway_unread_legs", "Participants gone before they could be read (their "
+                                  "calls are reconciled from the call history)", value=events.unread_legs)
         unknowns = CounterMetricFamily("gateway_pbx_unknown_values", "Values from the PBX the gateway has no "
                                        "reading for (status words, type names, fields), by kind and raw value",
                                        labels=["kind", "value"])
@@ -65,6 +76,11 @@ class _StateCollector:
         recovery = self._services.recovery.status()
         yield CounterMetricFamily("gateway_recovered_calls", "Calls reported from the call history since start",
                                   value=recovery.recovered_calls + recovery.completed_calls)
+        unread = CounterMetricFamily("gateway_unread_legs_looked_up", "Legs of no known call gone before their "
+                                     "read, by whether the call history showed their call", labels=["found"])
+        unread.add_metric(["yes"], recovery.unread_legs_found)
+        unread.add_metric(["no"], recovery.unread_legs_not_found)
+        yield unread
         yield GaugeMetricFamily("gateway_uncovered_gaps", "Recent gaps the call history could not cover",
                                 value=len(recovery.uncovered))
 

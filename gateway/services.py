@@ -65,7 +65,8 @@ class Services:
         self.recovery = Recovery(CallHistory(self.xapi), GapStore(gaps_path(config.storage.state_dir)),
                                  self.webhooks, self.table, config, clock=self.clock,
                                  monitored=lambda: self.watcher.monitored_dns(),
-                                 on_call_ended=self.recordings.call_ended)
+                                 on_call_ended=self.recordings.call_ended,
+                                 applied_until=lambda: self.watcher.applied_until())
         self.recorder = Recorder(self.clock)    # copies the watcher's traffic to `3cx-gateway capture`
         self.watcher = Watcher(self.stream, self.recorder.reads("callcontrol", self.callcontrol),
                                self.recorder.reads("xapi", self.xapi), self.table, self.webhooks,

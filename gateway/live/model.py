@@ -155,6 +155,14 @@ class CallTable:
             else:
                 self._calls[call.v20_call_id] = call
 
+    def restore(self, v20_call_id: int, call: Call | None) -> None:
+        """Put back a call as it was before a step whose commit failed (None: it did not exist)."""
+        with self._lock:
+            if call is None:
+                self._calls.pop(v20_call_id, None)
+            else:
+                self._calls[v20_call_id] = call
+
     def clear(self) -> None:
         """Forget every call (watcher thread only)."""
         with self._lock:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from gateway.clock import Clock
@@ -83,11 +84,14 @@ class LiveState(Protocol):
 
 class GapWatch(Protocol):
     """What the watcher tells gap recovery (`live.recovery.Recovery`): what it reported, calls that
-    vanished across a gap (their end waits for the call history), and the stream's state."""
+    vanished across a gap or lost a reading (their end waits for the call history), legs of no known
+    call gone before their read, and the stream's state."""
 
     def reported(self, call: Call, webhooks: list[WebhookEvent]) -> None: ...
 
-    def defer(self, call: Call, ends: list[CallEnded]) -> None: ...
+    def defer(self, call: Call, ends: list[CallEnded], *, fallback: list[WebhookEvent] | None = None) -> None: ...
+
+    def unread(self, dn: str, at: datetime) -> None: ...
 
     def synced(self) -> None: ...
 

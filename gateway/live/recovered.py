@@ -65,8 +65,11 @@ def recovered_events(history: HistoryCall, rules: Rules, monitored: frozenset[st
     return Recovered(call, _with_facts(events, history, direction, history.external_number))
 
 
-def completed_events(call: Call, history: HistoryCall, rules: Rules) -> Recovered:
-    """Events that finish `call` (seen live, its legs gone across a gap) as `history` tells it."""
+def completed_events(call: Call, history: HistoryCall, rules: Rules, *,
+                     reported: frozenset[str] = frozenset()) -> Recovered:
+    """Events that finish `call` (seen live, its legs gone across a gap or never read) as `history`
+    tells it. `reported`: extensions whose answered leg the live model already reported (start and
+    end): their rows add nothing."""
     ended = replace(call, legs=(), ended_at=history.ended_at)
     if not call.direction or (call.direction == "internal" and not rules.internal_calls):
         return Recovered(ended, ())
@@ -89,7 +92,7 @@ def completed_events(call: Call, history: HistoryCall, rules: Rules) -> Recovere
                            duration_s=duration, did=call.did, answered_at=leg.answered_at, ended_at=ended_at,
                            v20_call_id=call.v20_call_id, participant_id=leg.participant_id))
     link, is_answered = call.link, call.is_link_answered
-    fresh = [s for s in answered if s.answering_extension not in talking]
+    fresh = [s for s in answered if s.answering_extension not in talking and s.answering_extension not in reported]
     for index, segment in enumerate(fresh):
         link = link + 1 if is_answered else max(link, 1)
         trtype = "Blind" if is_answered else "NotDef"

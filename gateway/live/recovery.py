@@ -51,6 +51,7 @@ DEFER_WAIT_S = 30.0        # how long a vanished call may be missing from the hi
 RETRY_S = 2.0              # wait between reads while a deferred call is not in the history yet
 FAILED_READS = 5           # transient read failures in a row before a gap is declared uncovered
 KEEP_DAYS = 7              # reported calls, recovered ids and gaps are kept this long
+BACKLOG_SLACK_S = 2.0      # history calls that ended this close to the watcher's backlog wait for it
 WARN_DAYS = 1              # uncovered gaps noted within this are /healthz warnings
 
 
@@ -89,6 +90,8 @@ class RecoveryStatus:
     last_read: HistoryRead | None
     last_error: str | None
     uncovered: tuple[GapReport, ...]
+    unread_legs_found: int = 0       # legs gone before their read whose call the history showed
+    unread_legs_not_found: int = 0   # ... and those it never showed (given up after DEFER_WAIT_S)
 
 
 @dataclass
@@ -96,6 +99,16 @@ class _Deferred:
     call: Call
     ends: list[CallEnded]
     since: float            # clock time it was deferred
+    fallback: list[WebhookEvent] | None = None   # sent when the history cannot tell (a live call's end)
+
+
+@dataclass
+class _Unread:
+    """A leg of no known call, gone before the watcher could read it: its call is looked up."""
+
+    dn: str
+    at: datetime
+    since: float            # clock time it was noted
 
 
 class Recovery:
@@ -105,6 +118,7 @@ class Recovery:
                  config: Config, *,
                  clock: Clock, monitored: Callable[[], frozenset[str]],
                  on_call_ended: Callable[[Call, list[CallEnded]], None] | None = None,
+                 applied_until: Callable[[], datetime | None] | None = None,
                  heartbeat_s: float = HEARTBEAT_S, defer_wait_s: float = DEFER_WAIT_S,
                  retry_s: float = RETRY_S) -> None:
         self.is_enabled = bool(config.webhooks.recover_calls)
@@ -117,6 +131,7 @@ class Recovery:
         self._clock = clock
         self._monitored = monitored
         self._on_call_ended = on_call_ended
+        self._applied_until = applied_until     # the watcher's: events before it are applied
         self._heartbeat_s = heartbeat_s
         self._defer_wait_s = defer_wait_s
         self._retry_s = retry_s
@@ -125,13 +140,15 @@ class Recovery:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._deferred: dict[str, _Deferred] = {}
+        self._unread: list[_Unread] = []
         # Reported calls not yet written: key -> (latest Call, webhook users, webhook callerids).
         self._notes: dict[str, tuple[Call, frozenset[str], frozenset[str]]] = {}
         self._is_synced = False
         self._is_gap_open = False        # a synced() whose gap is not read yet
         self._has_orphans = True         # calls reported before a restart are looked at once
         self._failed_reads = 0
-        self._counts = {"recovered_calls": 0, "completed_calls": 0, "events": 0, "reads": 0}
+        self._counts = {"recovered_calls": 0, "completed_calls": 0, "events": 0, "reads": 0,
+                        "unread_found": 0, "unread_not_found": 0}
         self._last_read: HistoryRead | None = None
         self._last_error: str | None = None
 
@@ -161,7 +178,8 @@ class Recovery:
                 deferred=len(self._deferred), recovered_calls=self._counts["recovered_calls"],
                 completed_calls=self._counts["completed_calls"], events=self._counts["events"],
                 reads=self._counts["reads"], last_read=self._last_read, last_error=self._last_error,
-                uncovered=tuple(GapReport(_iso(g.since) or "", _iso(g.until) or "", g.reason) for g in gaps))
+                uncovered=tuple(GapReport(_iso(g.since) or "", _iso(g.until) or "", g.reason) for g in gaps),
+                unread_legs_found=self._counts["unread_found"], unread_legs_not_found=self._counts["unread_not_found"])
 
     def uncovered(self) -> list[UncoveredGap]:
         """Gaps noted in the last WARN_DAYS the call history did not cover, newest first."""
@@ -204,12 +222,23 @@ class Recovery:
         except Exception:
             logger.exception("recovery: cannot record %d reported call(s)", len(batch))
 
-    def defer(self, call: Call, ends: list[CallEnded]) -> None:
-        """Every leg of `call` vanished across a gap: its end waits for the call history."""
+    def defer(self, call: Call, ends: list[CallEnded], *, fallback: list[WebhookEvent] | None = None) -> None:
+        """`call`'s end waits for the call history: every leg of it vanished across a gap, or
+        (with `fallback`, the live model's own end events) it ended having lost a reading."""
         key = call_prefix(call.arrived_at, call.v20_call_id, self._rules.timezone)
-        logger.info("call %s: gone while disconnected; its end waits for the call history", call.v20_call_id)
+        if fallback is None:
+            logger.info("call %s: gone while disconnected; its end waits for the call history", call.v20_call_id)
         with self._lock:
-            self._deferred[key] = _Deferred(call, list(ends), self._clock.time())
+            self._deferred[key] = _Deferred(call, list(ends), self._clock.time(),
+                                            None if fallback is None else list(fallback))
+        self._wake.set()
+
+    def unread(self, dn: str, at: datetime) -> None:
+        """A leg of DN `dn` of no known call was gone at `at` before the watcher could read it: look
+        its call up in the history (sent, marked recovered, when nobody reported it)."""
+        with self._lock:
+            self._unread.append(_Unread(dn, at, self._clock.time()))
+        self._wake.set()
 
     def synced(self) -> None:
         """The event stream is connected and the model resynced: the gap before now can be read."""
@@ -243,7 +272,8 @@ class Recovery:
 
     def _tick(self) -> float:
         with self._lock:
-            is_synced, is_gap_open, waiting = self._is_synced, self._is_gap_open, bool(self._deferred)
+            is_synced, is_gap_open = self._is_synced, self._is_gap_open
+            waiting = bool(self._deferred) or bool(self._unread)
         if not is_synced:
             return self._heartbeat_s
         if is_gap_open or waiting:
@@ -270,7 +300,8 @@ class Recovery:
             self._adopt_orphans()
         with self._lock:
             deferred = dict(self._deferred)
-        if observed is None and not deferred:
+            unread = list(self._unread)
+        if observed is None and not deferred and not unread:
             logger.info("recovery: first start, nothing observed before; watching from now")
             self._observe(now)
             return self._heartbeat_s
@@ -280,13 +311,15 @@ class Recovery:
                 logger.warning("recovery is off ([webhooks] recover_calls): calls between %s and %s are not "
                                "recovered", _iso(since), _iso(now))
             self._give_up(deferred, "recovery is off")
+            self._drop_unread()
             self._observe(now)
             return self._heartbeat_s
         if now - since > self.max_gap:
             self._uncovered(since, now, f"the gap is longer than [webhooks] recover_max_gap_hours "
                                         f"({self.max_gap.total_seconds() / 3600:g} h)", deferred)
             return self._heartbeat_s
-        starts = [since, observed[1] if observed else now] + [d.call.arrived_at for d in deferred.values()]
+        starts = ([since, observed[1] if observed else now] + [d.call.arrived_at for d in deferred.values()]
+                  + [u.at for u in unread])
         window = (min(starts) - timedelta(seconds=SLACK_S), now + timedelta(seconds=SLACK_S))
         started = self._clock.time()
         try:
@@ -309,6 +342,7 @@ class Recovery:
         self._failed_reads = 0
         took = self._clock.time() - started
         waiting = self._apply(calls, deferred, since, window[0])
+        waiting = self._look_up(calls, unread) or waiting
         with self._lock:
             self._counts["reads"] += 1
             self._last_read = HistoryRead(_iso(window[0]) or "", _iso(window[1]) or "", len(calls), round(took, 3),
@@ -329,8 +363,16 @@ class Recovery:
         # Every history call of the window is paired, one to one, with the calls reported live (and
         # those in progress), so a caller who calls the same DN again is not taken for the earlier
         # call; only then are the calls that ended before the gap set aside (seen live, whether
-        # reported or not, e.g. internal).
+        # reported or not, e.g. internal). A call whose events wait in the watcher's backlog is not
+        # unreported: it is looked at again in the next round.
         pool = [c for c in pending if c.main_id not in completed]
+        backlog = self._applied_until() if self._applied_until is not None else None
+        later = [c for c in pool if backlog is not None and c.ended_at > backlog - timedelta(seconds=BACKLOG_SLACK_S)]
+        pool = [c for c in pool if c not in later]
+        if later:
+            with self._lock:
+                self._is_gap_open = True
+        self._flush()           # what the watcher reported while the history was read
         reported = [k for k in self._store.known_calls(window_start) if k.key not in deferred]
         in_progress = [_known(call_prefix(c.arrived_at, c.v20_call_id, self._rules.timezone), c)
                        for c in self._table.calls()]
@@ -340,7 +382,7 @@ class Recovery:
             if history_call.main_id in already or history_call.ended_at < since - timedelta(seconds=SLACK_S):
                 continue
             self._send_recovered(history_call, monitored)
-        waiting = False
+        waiting = bool(later)
         clock_now = self._clock.time()
         for key, item in deferred.items():
             if any(k.key == key for k in completed.values()):
@@ -351,8 +393,27 @@ class Recovery:
                 waiting = True
         return waiting
 
+    def _look_up(self, calls: list[HistoryCall], unread: list[_Unread]) -> bool:
+        """Settle the unread legs the history shows (their calls were matched or sent by `_apply`);
+        True while one is still missing from it."""
+        slack = timedelta(seconds=SLACK_S)
+        waiting = False
+        for leg in unread:
+            is_found = any(leg.dn in c.dns and c.started_at - slack <= leg.at <= c.ended_at + slack for c in calls)
+            if not is_found and self._clock.time() - leg.since < self._defer_wait_s:
+                waiting = True
+                continue
+            if not is_found:
+                logger.warning("a leg of DN %s gone before it could be read at %s is not in the call history; "
+                               "its call may be unreported", leg.dn, _iso(leg.at))
+            with self._lock:
+                self._unread = [u for u in self._unread if u is not leg]
+                self._counts["unread_found" if is_found else "unread_not_found"] += 1
+        return waiting
+
     def _complete(self, key: str, item: _Deferred, history_call: HistoryCall) -> None:
-        result = completed_events(item.call, history_call, self._rules)
+        result = completed_events(item.call, history_call, self._rules,
+                                  reported=frozenset(end.dn for end in item.ends))
         logger.info("call %s: completed from the call history (%d events)", item.call.v20_call_id, len(result.events))
         self._write(result, item.ends)
         with self._lock:
@@ -394,9 +455,12 @@ class Recovery:
             call: Call | None = item.call
             events: list[WebhookEvent] = []
             at = self._clock.now()
-            for leg in item.call.legs:
-                call, made = advance(call, LegGone(leg.dn, leg.participant_id, at, is_resync=True), self._rules)
-                events += made
+            if item.fallback is not None:       # a live call's end, held for the history: as made live
+                events = list(item.fallback)
+            else:
+                for leg in item.call.legs:
+                    call, made = advance(call, LegGone(leg.dn, leg.participant_id, at, is_resync=True), self._rules)
+                    events += made
             events = with_unavailable_note(events, reason)
             for event in events:
                 self._webhooks.publish(event)
@@ -407,12 +471,18 @@ class Recovery:
             with self._lock:
                 self._deferred.pop(key, None)
 
+    def _drop_unread(self) -> None:
+        with self._lock:
+            self._counts["unread_not_found"] += len(self._unread)
+            self._unread = []
+
     def _uncovered(self, since: datetime, until: datetime, reason: str, deferred: dict[str, _Deferred]) -> None:
         gap = UncoveredGap(since, until, reason, self._clock.now())
         logger.warning("recovery: %s", gap.describe())
         self._note_error(gap.describe())
         self._store.note_uncovered(since, until, reason)
         self._give_up(deferred, f"call history unavailable: {reason}")
+        self._drop_unread()
         self._observe(until)
 
     def _adopt_orphans(self) -> None:

@@ -24,12 +24,13 @@ import logging
 import sqlite3
 import types
 import typing
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from gateway.live.model import Call, LastLegGone, Leg
-from gateway.live.ports import WebhookTransactions
+from gateway.live.ports import WebhookTransactions, WebhookWriter
 from gateway.live.webhooks import CallEnded, WebhookEvent
 from gateway.webhooks.routing import Facts
 
@@ -81,21 +82,46 @@ class CallStore:
                answered_ends: Sequence[CallEnded]) -> None:
         """In one transaction: add `webhooks` to the outbox and store `call` (delete its row when it
         has ended or is None). Watcher thread only."""
-        with self._outbox.transaction() as writer:
-            for webhook in webhooks:
-                self._outbox.publish(webhook, writer)
-            self._schema(writer.db)
-            if call is None or call.is_ended:
-                writer.db.execute("DELETE FROM live_calls WHERE v20_call_id = ?", (v20_call_id,))
-            else:
-                writer.db.execute(
-                    "INSERT OR REPLACE INTO live_calls (v20_call_id, call, ends) VALUES (?, ?, ?)",
-                    (v20_call_id, json.dumps(_encode(call)), json.dumps([_encode(e) for e in answered_ends])))
+        with self.batch() as steps:
+            steps.step(v20_call_id, call, webhooks, answered_ends)
+
+    @contextmanager
+    def batch(self) -> Iterator[StoreBatch]:
+        """One transaction for several steps (a burst of events): every `step()` inside the block
+        commits together at its end, or none does when the block raises. Watcher thread only."""
+        had_schema = self._has_schema
+        try:
+            with self._outbox.transaction() as writer:
+                self._schema(writer.db)
+                yield StoreBatch(self._outbox, writer)
+        except BaseException:
+            self._has_schema = had_schema       # a rolled back CREATE TABLE is gone too
+            raise
 
     def _schema(self, db: sqlite3.Connection) -> None:
         if not self._has_schema:
             db.execute(_SCHEMA)
             self._has_schema = True
+
+
+class StoreBatch:
+    """The steps of one `CallStore.batch()` transaction."""
+
+    def __init__(self, outbox: WebhookTransactions, writer: WebhookWriter) -> None:
+        self._outbox = outbox
+        self._writer = writer
+
+    def step(self, v20_call_id: int, call: Call | None, webhooks: Sequence[WebhookEvent],
+             answered_ends: Sequence[CallEnded]) -> None:
+        """Add `webhooks` to the outbox and store `call` (delete its row when ended or None)."""
+        for webhook in webhooks:
+            self._outbox.publish(webhook, self._writer)
+        if call is None or call.is_ended:
+            self._writer.db.execute("DELETE FROM live_calls WHERE v20_call_id = ?", (v20_call_id,))
+        else:
+            self._writer.db.execute(
+                "INSERT OR REPLACE INTO live_calls (v20_call_id, call, ends) VALUES (?, ?, ?)",
+                (v20_call_id, json.dumps(_encode(call)), json.dumps([_encode(e) for e in answered_ends])))
 
 
 # --- JSON: frozen dataclasses with datetimes, tuples and nested dataclasses --------------------------

@@ -223,3 +223,15 @@ def is_same_reading(a: Leg, b: Leg) -> bool:
     """Whether two readings of one leg differ only in the machine's bookkeeping."""
     return (a.status, a.is_on_hold, a.party_number, a.party_dn, a.via_dn, a.referred_by_dn, a.device_id) == \
            (b.status, b.is_on_hold, b.party_number, b.party_dn, b.via_dn, b.referred_by_dn, b.device_id)
+
+
+def call_id_of_event(attached_data: Any) -> int | None:
+    """The `callid` an Upsert's `attached_data` names, if any.
+
+    (inferred) What `attached_data` holds for participant Upserts is undocumented (V20-API-NOTES §e
+    shows the key, never a value; the simulator sends null). Should a build put the participant's
+    fields there, `callid` tells the call of a participant gone before it could be read.
+    """
+    if isinstance(attached_data, dict) and str(attached_data.get("callid", "")).isdigit():
+        return int(attached_data["callid"])
+    return None

@@ -1,33 +1,48 @@
 """The watcher: Call Control events in, the live model and webhook events out.
 
-It runs in the event stream's thread (`EventStream.set_handlers`): every message goes through
-`handle()`, every (re)connection through a resync that diffs `GET /callcontrol` against the table
+The event stream (`EventStream.set_handlers`) hands it every message (`submit`) and every
+(re)connection, which brings a resync that diffs `GET /callcontrol` against the table
 and feeds the differences to the same `machine.advance`, so an end missed while disconnected still
 produces its webhook. Each step's webhook events and the call's new state are committed to SQLite
 together (live/store.py) before the table changes; at start the stored calls are loaded, so calls
 in progress keep their ids across a restart. A call whose last leg went is settled by `tick()`
 once `[webhooks] end_grace_s` has passed (see live/machine.py).
+
+Bursts (read in parallel, apply in order): the stream's thread only takes each message in
+(`submit`) and starts its participant read in a bounded pool (live/reads.py). The "watcher" thread
+applies the messages in the order they arrived, each once its read is back, and writes the steps
+of every run of ready messages in one transaction; it is the only thread that writes to the table
+(resyncs and grace-period ticks run there too). `handle()` does the same for one message, at once.
+
+A participant gone before it could be read is still a leg that existed (`UnreadLeg`): counted,
+and, with gap recovery, reconciled from the call history: a known call that lost a reading is
+handed to the recovery at its end instead of being ended as missed, and a leg of a call never read
+at all makes the recovery look the call up (and send it, marked recovered, if nobody reported it).
 """
 from __future__ import annotations
 
 import logging
 import re
 import threading
+from collections import deque
+from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any, Callable
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterator
 
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.live import v20
 from gateway.live.arrivals import arrival_of, read_active_calls
 from gateway.live.ids import call_link_id
-from gateway.live.webhooks import CallEnded
+from gateway.live.webhooks import CallEnded, WebhookEvent
 from gateway.live.machine import GraceOver, LegGone, LegSeen, MachineEvent, Rules, advance
 from gateway.live.model import ArrivalClaims, Call, CallTable, Leg
 from gateway.live.ports import CallStates, EntityLister, EventSource, GapWatch, WebhookSink
+from gateway.live.reads import ParticipantReads, ReadPoolStatus
 from gateway.live.recorder import Capture, Recorder
-from gateway.live.store import CallStore
+from gateway.live.store import CallStore, StoreBatch
 from gateway.live.unknowns import Unknowns
 from gateway.pbx.errors import PbxError, PbxNotFound
 
@@ -39,6 +54,9 @@ REMOVE = 1
 
 DID_REFRESH_S = 60.0
 DID_CONDITION = "BasedOnDID"
+BATCH_MAX = 500             # messages applied (and committed) together at most
+TICK_S = 0.25               # how often the "watcher" thread looks for grace periods that are over
+UNREAD_KEEP_S = 600.0       # unread legs of no known call are kept this long for the call's end
 
 
 class DidNames:
@@ -94,6 +112,41 @@ class WatcherStatus:
     last_event_age_s: float | None   # None before the first event
     calls: int                       # calls in the live model
     events_total: int                # Call Control messages handled since start
+    lag_s: float = 0.0               # age of the oldest message taken in and not yet applied
+    backlog: int = 0                 # messages taken in and not yet applied
+    reads: ReadPoolStatus | None = None   # the participant read pool
+    unread_legs: int = 0             # participants gone before they could be read, since start
+
+
+@dataclass(frozen=True)
+class UnreadLeg:
+    """A participant gone before its read: what its event told. `v20_call_id` None: not known."""
+
+    dn: str
+    participant_id: int
+    at: datetime
+    v20_call_id: int | None
+
+
+@dataclass
+class _Parsed:
+    """A message the watcher acts on: an Upsert or Remove of a participant."""
+
+    event_type: int
+    dn: str
+    participant_id: int
+    attached: Any
+
+
+@dataclass
+class _Queued:
+    """A message taken in (or a job for the "watcher" thread), waiting to be applied in order."""
+
+    at: float                                   # clock time it was taken in
+    parsed: _Parsed | None = None
+    reading: Future[dict[str, Any]] | None = None
+    job: Callable[[], Any] | None = None
+    done: Future[Any] | None = None
 
 
 def _digits(number: str) -> str:
@@ -138,10 +191,23 @@ class Watcher:
         self._is_stopping = False
         self._last_event_at: float | None = None
         self._events_total = 0
-        self._handlers: dict[tuple[int, str], Callable[[str, int], None]] = {
-            (UPSERT, "participants"): self._on_upsert,
-            (REMOVE, "participants"): self._on_remove,
-        }
+        self._collections = frozenset({"participants"})   # the entities handled (Upsert and Remove)
+        # Bursts: messages taken in by the stream's thread, applied in order by the "watcher" thread.
+        self._reads = ParticipantReads(callcontrol, workers=config.pbx.read_workers)
+        self._queue: deque[_Queued] = deque()
+        self._queue_cond = threading.Condition()
+        self._intake_lock = threading.Lock()      # capture(): no message taken in while it starts
+        self._applier: threading.Thread | None = None
+        self._stop_applying = threading.Event()
+        # The steps of the batch being applied: writes, the table's calls before it, what follows the commit.
+        self._batch: StoreBatch | None = None
+        self._touched: dict[int, Call | None] | None = None
+        self._after: list[Callable[[], None]] | None = None
+        # Participants gone before their read: counted; with recovery, reconciled from the call history.
+        self._unread_total = 0
+        self._unread_calls: set[int] = set()          # known calls that lost a reading
+        self._unread_legs: list[UnreadLeg] = []       # legs of no known call (kept UNREAD_KEEP_S)
+        self._legs_seen: dict[int, dict[tuple[str, int], Leg]] = {}   # every leg of each call, last reading
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -150,7 +216,10 @@ class Watcher:
         thread runs every handler from then on)."""
         self._is_stopping = False
         self._restore()
-        self._stream.set_handlers(self.handle, self._on_connect, self._on_disconnect, on_tick=self.tick)
+        self._stop_applying.clear()
+        self._applier = threading.Thread(target=self._apply_loop, name="watcher", daemon=True)
+        self._applier.start()
+        self._stream.set_handlers(self.submit, self._on_connect, self._on_disconnect, on_tick=self._tick_soon)
         self._stream.start()
 
     def _restore(self) -> None:
@@ -174,21 +243,50 @@ class Watcher:
                 logger.info("restored %d calls in progress from the previous run", len(self._table))
 
     def stop(self, timeout_s: float) -> None:
+        """Stop the stream, then apply what it took in (reads under way finish) and stop applying."""
         self._is_stopping = True
         self._stream.stop(timeout_s)
+        self._stop_applying.set()
+        with self._queue_cond:
+            self._queue_cond.notify_all()
+        if self._applier is not None:
+            self._applier.join(timeout_s)
+            if self._applier.is_alive():
+                logger.warning("the watcher did not apply its last %d messages within %.1f s",
+                               len(self._queue), timeout_s)
+            self._applier = None
+        self._reads.close()
         self._is_connected = False
         self._is_synced = False
 
     def capture(self, snapshot: Callable[[], list[dict[str, Any]]]) -> Capture:
-        """Open a capture that starts with `snapshot()`'s records, taken while no event is handled."""
-        with self._lock:
-            return self.recorder.start(snapshot())
+        """Open a capture that starts with `snapshot()`'s records, taken while no message is waiting
+        or being applied (every message before it is in the snapshot's state, every later one in
+        the capture)."""
+        with self._intake_lock:
+            self._drain()
+            with self._lock:
+                return self.recorder.start(snapshot())
 
     def status(self) -> WatcherStatus:
-        """Connection, sync state, event age and counts, for health checks and metrics."""
-        age = None if self._last_event_at is None else max(0.0, self.clock.time() - self._last_event_at)
+        """Connection, sync state, event age, backlog and counts, for health checks and metrics."""
+        now = self.clock.time()
+        age = None if self._last_event_at is None else max(0.0, now - self._last_event_at)
+        with self._queue_cond:
+            oldest = next((item.at for item in self._queue if item.parsed is not None), None)
+            backlog = sum(1 for item in self._queue if item.parsed is not None)
         return WatcherStatus(connected=self._is_connected, synced=self._is_synced, last_event_age_s=age,
-                             calls=len(self._table), events_total=self._events_total)
+                             calls=len(self._table), events_total=self._events_total,
+                             lag_s=0.0 if oldest is None else round(max(0.0, now - oldest), 3), backlog=backlog,
+                             reads=self._reads.status(), unread_legs=self._unread_total)
+
+    def applied_until(self) -> datetime | None:
+        """When the oldest message not yet applied was taken in; None when none waits."""
+        with self._queue_cond:
+            oldest = next((item.at for item in self._queue if item.parsed is not None), None)
+        if oldest is None:
+            return None
+        return self.clock.now() - timedelta(seconds=max(0.0, self.clock.time() - oldest))
 
     def link_id(self, v20_call_id: int, link: int) -> str:
         """The call-link id call `v20_call_id` has at `link`; fixes its arrival now if not yet seen."""
@@ -203,8 +301,34 @@ class Watcher:
     def handle(self, message: dict[str, Any]) -> None:
         """Apply one WebSocket message (`{"sequence", "event": {"event_type", "entity", ...}}`).
 
-        Synchronous; a failure is logged and the next message is handled as usual.
+        Synchronous (tests, replay): the participant is read here. A failure is logged and the
+        next message is handled as usual.
         """
+        parsed = self._take_in(message)
+        if parsed is None:
+            return
+        reading: Future[dict[str, Any]] = Future()
+        if parsed.event_type == UPSERT:
+            try:
+                reading.set_result(self._callcontrol.participant(parsed.dn, parsed.participant_id))
+            except Exception as exc:
+                reading.set_exception(exc)
+        with self._lock, self._steps():
+            self._apply(parsed, reading if parsed.event_type == UPSERT else None, message)
+
+    def submit(self, message: dict[str, Any]) -> None:
+        """Take one message in (the stream's thread): start its read, queue it for the "watcher" thread."""
+        with self._intake_lock:
+            parsed = self._take_in(message)
+            if parsed is None:
+                return
+            reading = self._reads.read(parsed.dn, parsed.participant_id) if parsed.event_type == UPSERT else None
+            with self._queue_cond:
+                self._queue.append(_Queued(self.clock.time(), parsed, reading))
+                self._queue_cond.notify_all()
+
+    def _take_in(self, message: dict[str, Any]) -> _Parsed | None:
+        """Record and count a message; what it is about, or None (logged) when nothing handles it."""
         try:
             self.recorder.message(message)
             self._last_event_at = self.clock.time()
@@ -212,35 +336,69 @@ class Watcher:
             event = message.get("event") if isinstance(message, dict) else None
             if not isinstance(event, dict):
                 logger.warning("ignoring a message without an event: %.200r", message)
-                return
+                return None
             entity = str(event.get("entity") or "")
             parts = entity.strip("/").split("/")
             if len(parts) < 3 or not str(event.get("event_type", "")).isdigit():
                 logger.debug("ignoring event %s on %r", event.get("event_type"), entity)
-                return
+                return None
             dn, collection, item = parts[-3:]
-            handler = self._handlers.get((int(event["event_type"]), collection))
-            if handler is None or not item.isdigit():
+            event_type = int(event["event_type"])
+            if event_type not in (UPSERT, REMOVE) or collection not in self._collections or not item.isdigit():
                 logger.debug("no handler for event %s on %s", event.get("event_type"), entity)
-                if int(event["event_type"]) in (UPSERT, REMOVE):
+                if event_type in (UPSERT, REMOVE):
                     self.unknowns.note("event", f"event_type {event['event_type']} on {collection}",
                                        where=entity, reading="ignored")
-                return
-            with self._lock:
-                handler(dn, int(item))
+                return None
+            return _Parsed(event_type, dn, int(item), event.get("attached_data"))
+        except Exception:
+            logger.exception("taking in message %.200r failed; carrying on", message)
+            return None
+
+    def _apply(self, parsed: _Parsed, reading: Future[dict[str, Any]] | None, message: Any) -> None:
+        """One message, in arrival order (the caller holds the lock and a `_steps()` batch)."""
+        try:
+            if parsed.event_type == UPSERT and reading is not None:
+                self._on_upsert(parsed, reading)
+            else:
+                self._on_remove(parsed.dn, parsed.participant_id)
         except Exception:
             logger.exception("handling message %.200r failed; carrying on", message)
 
-    def _on_upsert(self, dn: str, participant_id: int) -> None:
+    def _on_upsert(self, parsed: _Parsed, reading: Future[dict[str, Any]]) -> None:
         # An Upsert carries no state: read the participant (V20-API-NOTES §e). A 404 means it was
-        # removed meanwhile, which is a Remove as far as we are concerned.
+        # removed meanwhile: what the read would have shown is lost, not the leg (see _unread).
+        dn, participant_id = parsed.dn, parsed.participant_id
         try:
-            participant = self._callcontrol.participant(dn, participant_id)
+            participant = reading.result()
         except PbxNotFound:
-            logger.info("participant %s/%s gone before it could be read; treating as removed", dn, participant_id)
-            self._on_remove(dn, participant_id)
+            self._unread(parsed)
             return
         self._seen(self._leg(participant, dn, participant_id))
+
+    def _unread(self, parsed: _Parsed) -> None:
+        """A participant gone before its read. A leg of a known call ends as removed (its Remove
+        follows); the call is marked, so that its end is reconciled from the call history. A leg of
+        no known call is kept with what its event told, for the recovery to look its call up."""
+        dn, participant_id = parsed.dn, parsed.participant_id
+        self._unread_total += 1
+        cached = self._table.find_leg(dn, participant_id)
+        call_id = cached.v20_call_id if cached is not None else v20.call_id_of_event(parsed.attached)
+        now = self.clock.now()
+        if call_id is not None and self._table.get(call_id) is not None:
+            logger.info("participant %s/%s of call %s gone before it could be read; its end is reconciled "
+                        "from the call history", dn, participant_id, call_id)
+            self._unread_calls.add(call_id)
+        else:
+            logger.info("participant %s/%s gone before it could be read; its call is looked up in the call "
+                        "history", dn, participant_id)
+            leg = UnreadLeg(dn, participant_id, now, call_id)
+            self._unread_legs = [u for u in self._unread_legs
+                                 if (now - u.at).total_seconds() < UNREAD_KEEP_S] + [leg]
+            if self._recovery is not None:
+                self._later(lambda: self._recovery.unread(leg.dn, leg.at) if self._recovery else None)
+        if cached is not None:
+            self._feed(cached.v20_call_id, LegGone(dn, participant_id, now))
 
     def _on_remove(self, dn: str, participant_id: int) -> None:
         cached = self._table.find_leg(dn, participant_id)
@@ -248,6 +406,118 @@ class Watcher:
             logger.debug("remove of unknown participant %s/%s", dn, participant_id)
             return
         self._feed(cached.v20_call_id, LegGone(dn, participant_id, self.clock.now()))
+
+    # --- the "watcher" thread: messages applied in arrival order, batched ----------------------
+
+    def _apply_loop(self) -> None:
+        while True:
+            with self._queue_cond:
+                while not self._queue and not self._stop_applying.is_set():
+                    if not self._queue_cond.wait(TICK_S):
+                        break
+                if not self._queue:
+                    if self._stop_applying.is_set():
+                        return
+                    head = None
+                else:
+                    head = self._queue[0]
+            if head is None:
+                self.tick()
+                continue
+            try:
+                self._apply_ready(head)
+            except Exception:
+                logger.exception("applying call events failed; carrying on")
+
+    def _apply_ready(self, head: _Queued) -> None:
+        """Apply the head of the queue (waiting for its read), then every message after it whose
+        read is back, in one transaction; or run the head's job alone."""
+        if head.job is not None:
+            with self._queue_cond:
+                self._queue.popleft()
+                self._queue_cond.notify_all()
+            assert head.done is not None
+            try:
+                head.done.set_result(head.job())
+            except BaseException as exc:
+                head.done.set_exception(exc)
+            return
+        if head.reading is not None:
+            head.reading.exception()          # waits; the client's timeout bounds it
+        with self._queue_cond:
+            batch: list[_Queued] = []
+            while self._queue and len(batch) < BATCH_MAX:
+                item = self._queue[0]
+                if item.job is not None or (item.reading is not None and not item.reading.done()):
+                    break
+                batch.append(self._queue.popleft())
+        try:
+            with self._lock, self._steps():
+                for item in batch:
+                    assert item.parsed is not None
+                    self._apply(item.parsed, item.reading, item.parsed)
+        finally:
+            with self._queue_cond:
+                self._queue_cond.notify_all()
+        self.tick()
+
+    def _in_applier(self, job: Callable[[], Any]) -> Any:
+        """Run `job` in the "watcher" thread after every message taken in before it; its result
+        (or exception). Runs it here when that thread is not running (tests drive handlers)."""
+        applier = self._applier
+        if applier is None or not applier.is_alive() or threading.current_thread() is applier:
+            return job()
+        done: Future[Any] = Future()
+        with self._queue_cond:
+            self._queue.append(_Queued(self.clock.time(), job=job, done=done))
+            self._queue_cond.notify_all()
+        return done.result()
+
+    def _drain(self) -> None:
+        """Wait until every message taken in so far is applied."""
+        self._in_applier(lambda: None)
+
+    def _tick_soon(self) -> None:
+        """The stream's tick: the "watcher" thread ticks by itself (TICK_S) when idle and after each batch."""
+        if self._applier is None:
+            self.tick()
+
+    @contextmanager
+    def _steps(self) -> Iterator[None]:
+        """A batch: the steps inside commit in one transaction at its end; the table shows them at
+        once, and the effects that must follow the commit (recorder, recovery notes, call-ended
+        callbacks) run after it. When the commit fails the table is put back as it was."""
+        if self._after is not None:       # nested (a resync's steps inside a batch)
+            yield
+            return
+        after: list[Callable[[], None]] = []
+        touched: dict[int, Call | None] = {}
+        self._after, self._touched = after, touched
+        try:
+            if self._store is not None:
+                with self._store.batch() as batch:
+                    self._batch = batch
+                    yield
+            else:
+                yield
+        except BaseException:
+            for v20_call_id, before in touched.items():
+                self._table.restore(v20_call_id, before)
+            raise
+        finally:
+            self._batch = self._touched = self._after = None
+        for effect in after:
+            try:
+                effect()
+            except Exception:
+                logger.exception("an effect of a committed call step failed; carrying on")
+
+    def _later(self, effect: Callable[[], None]) -> None:
+        """Run `effect` after the current batch commits (at once outside a batch)."""
+        if self._after is not None:
+            self._after.append(effect)
+        else:
+            effect()
 
     def _seen(self, leg: Leg, *, is_resync: bool = False, arrived_at: datetime | None = None) -> None:
         cached = self._table.find_leg(leg.dn, leg.participant_id)
@@ -290,22 +560,74 @@ class Watcher:
         call, webhooks = advance(before, event, self._rules)
         if call is None or (call == before and not webhooks):
             return
+        seen = self._legs_seen.setdefault(v20_call_id, {})
+        seen.update((leg.key, leg) for leg in call.legs)
+        held: list[WebhookEvent] = []
+        is_reconciled = call.is_ended and self._is_to_reconcile(call)
+        if is_reconciled:
+            # The live model missed part of this call: its Missed end waits for the call history.
+            held = [w for w in webhooks if isinstance(w, CallEnded) and not w.is_answered]
+            webhooks = [w for w in webhooks if w not in held]
         ends = self._answered_ends.get(v20_call_id, []) + [
             w for w in webhooks if isinstance(w, CallEnded) and w.is_answered]
         if self._store is None:
             for webhook in webhooks:
                 self._outbox.publish(webhook)
         elif webhooks or before is None or call.is_ended or call.is_ending:
-            self._store.commit(v20_call_id, call, webhooks, ends)
-        for webhook in webhooks:
-            self.recorder.webhook(webhook.call_key, webhook.params())
+            self._store_step(v20_call_id, call, webhooks, ends)
         if ends:
             self._answered_ends[v20_call_id] = ends
+        if self._touched is not None:
+            self._touched.setdefault(v20_call_id, before)
+        self._table.put(call)
+        self._later(lambda: self._reported(call, webhooks))
+        if call.is_ended:
+            legs = tuple(replace(leg, is_finished=True) for leg in self._legs_seen.pop(v20_call_id, {}).values())
+            if is_reconciled:
+                ended = self._answered_ends.pop(v20_call_id, [])
+                self._later(lambda: self._reconcile(replace(call, legs=legs), ended, held))
+            else:
+                self._later(lambda: self._ended(call))
+
+    def _store_step(self, v20_call_id: int, call: Call, webhooks: list[WebhookEvent], ends: list[CallEnded]) -> None:
+        if self._batch is not None:
+            self._batch.step(v20_call_id, call, webhooks, ends)
+        elif self._store is not None:
+            self._store.commit(v20_call_id, call, webhooks, ends)
+
+    def _deferral(self, call: Call, ends: list[CallEnded]) -> Callable[[], None]:
+        """Hands a call that vanished across a gap to the recovery (after the batch commits)."""
+        def defer() -> None:
+            if self._recovery is not None:
+                self._recovery.defer(call, ends)
+        return defer
+
+    def _reported(self, call: Call, webhooks: list[WebhookEvent]) -> None:
+        for webhook in webhooks:
+            self.recorder.webhook(webhook.call_key, webhook.params())
         if self._recovery is not None and (webhooks or call.is_ended):
             self._recovery.reported(call, webhooks)
-        self._table.put(call)
-        if call.is_ended:
-            self._ended(call)
+
+    def _is_to_reconcile(self, call: Call) -> bool:
+        """Whether a call that ended lost a reading: one of its legs, or a leg of no known call
+        that came while it was in progress (it may have been this call's)."""
+        if self._recovery is None:
+            return False
+        if call.v20_call_id in self._unread_calls:
+            self._unread_calls.discard(call.v20_call_id)
+            return True
+        end = call.ended_at or self.clock.now()
+        return any(call.arrived_at - timedelta(seconds=1) <= leg.at <= end for leg in self._unread_legs)
+
+    def _reconcile(self, call: Call, ends: list[CallEnded], held: list[WebhookEvent]) -> None:
+        """Hand an ended call that lost a reading to the recovery: it completes the call from the
+        call history (what the live model did not report, marked recovered), or sends `held` (the
+        live model's Missed end) when the history cannot tell."""
+        logger.info("call %s ended with %d leg(s) never read; reconciling it with the call history",
+                    call.v20_call_id, len(call.legs))
+        assert self._recovery is not None
+        self.arrival_claims.forget(call.v20_call_id)
+        self._recovery.defer(call, ends, fallback=held)
 
     def _ended(self, call: Call) -> None:
         ends = self._answered_ends.pop(call.v20_call_id, [])
@@ -341,7 +663,7 @@ class Watcher:
     def _on_connect(self) -> None:
         self._is_connected = True
         self.recorder.connected()
-        self.resync()
+        self._in_applier(self.resync)      # after every message of the previous connection
         if self._recovery is not None:
             self._recovery.synced()
 
@@ -352,7 +674,7 @@ class Watcher:
         if not self._is_synced:
             return
         try:
-            with self._lock:
+            with self._lock, self._steps():
                 self._settle(self.clock.now())
         except Exception:
             logger.exception("settling ended calls failed; carrying on")
@@ -380,7 +702,7 @@ class Watcher:
         wire), then legs that are gone; a call that ended while we were away gets its end here.
         Raises PbxError when the PBX cannot be read (the stream then reconnects and tries again).
         """
-        with self._lock:
+        with self._lock, self._steps():
             self._is_synced = False
             states = self._callcontrol.all_states()
             now = self.clock.now()
@@ -406,10 +728,12 @@ class Watcher:
                     # The whole call vanished while we were away: its end comes from the call history
                     # (the recovery keeps what it needs to finish it, even across a restart).
                     handed_over = replace(call, ended_at=now)
-                    if self._store is not None:
-                        self._store.commit(call.v20_call_id, handed_over, [], [])
+                    self._store_step(call.v20_call_id, handed_over, [], [])
+                    if self._touched is not None:
+                        self._touched.setdefault(call.v20_call_id, call)
                     self._table.put(handed_over)
-                    self._recovery.defer(call, self._answered_ends.pop(call.v20_call_id, []))
+                    self._legs_seen.pop(call.v20_call_id, None)
+                    self._later(self._deferral(call, self._answered_ends.pop(call.v20_call_id, [])))
                     changed += 1
                     continue
                 for leg in call.legs:

@@ -9,6 +9,7 @@ import pytest
 from gateway.clock import FakeClock
 from gateway.config import from_dict
 from gateway.live.model import CallTable
+from gateway.live.reads import ReadPoolStatus
 from gateway.live.store import CallStore
 from gateway.live.watcher import DidNames, Watcher, WatcherStatus
 from gateway.pbx.errors import PbxNotFound, PbxUnreachable
@@ -255,7 +256,8 @@ def test_start_registers_with_the_stream_and_status_reports(parts):
     status = parts.watcher.status()
 
     assert parts.stream.is_started
-    assert status == WatcherStatus(connected=True, synced=True, last_event_age_s=3.0, calls=1, events_total=1)
+    assert status == WatcherStatus(connected=True, synced=True, last_event_age_s=3.0, calls=1, events_total=1,
+                                   lag_s=0.0, backlog=0, reads=ReadPoolStatus(queued=0, running=0, workers=8))
     parts.watcher.stop(1)
     assert parts.watcher.status().connected is False
 
