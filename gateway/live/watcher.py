@@ -42,7 +42,7 @@ from gateway.live.model import ArrivalClaims, Call, CallTable, Leg
 from gateway.live.ports import CallStates, EntityLister, EventSource, GapWatch, WebhookSink
 from gateway.live.reads import ParticipantReads, ReadPoolStatus
 from gateway.live.recorder import Capture, Recorder
-from gateway.live.store import CallStore, StoreBatch
+from gateway.live.store import CallStore
 from gateway.live.unknowns import Unknowns
 from gateway.pbx.errors import PbxError, PbxNotFound
 
@@ -138,6 +138,16 @@ class _Parsed:
     attached: Any
 
 
+@dataclass(frozen=True)
+class _Step:
+    """One call step to write: its webhook events and the call's new state."""
+
+    v20_call_id: int
+    call: Call
+    webhooks: list[WebhookEvent]
+    ends: list[CallEnded]
+
+
 @dataclass
 class _Queued:
     """A message taken in (or a job for the "watcher" thread), waiting to be applied in order."""
@@ -200,7 +210,7 @@ class Watcher:
         self._applier: threading.Thread | None = None
         self._stop_applying = threading.Event()
         # The steps of the batch being applied: writes, the table's calls before it, what follows the commit.
-        self._batch: StoreBatch | None = None
+        self._steps_to_write: list[_Step] | None = None
         self._touched: dict[int, Call | None] | None = None
         self._after: list[Callable[[], None]] | None = None
         # Participants gone before their read: counted; with recovery, reconciled from the call history.
@@ -484,28 +494,29 @@ class Watcher:
 
     @contextmanager
     def _steps(self) -> Iterator[None]:
-        """A batch: the steps inside commit in one transaction at its end; the table shows them at
-        once, and the effects that must follow the commit (recorder, recovery notes, call-ended
+        """A batch: the steps inside are written at its end in one transaction, which is held only
+        for the writes (the senders share the file's write lock). The table shows the steps at
+        once; the effects that must follow the commit (recorder, recovery notes, call-ended
         callbacks) run after it. When the commit fails the table is put back as it was."""
         if self._after is not None:       # nested (a resync's steps inside a batch)
             yield
             return
         after: list[Callable[[], None]] = []
         touched: dict[int, Call | None] = {}
-        self._after, self._touched = after, touched
+        steps: list[_Step] = []
+        self._after, self._touched, self._steps_to_write = after, touched, steps
         try:
-            if self._store is not None:
+            yield
+            if steps and self._store is not None:
                 with self._store.batch() as batch:
-                    self._batch = batch
-                    yield
-            else:
-                yield
+                    for step in steps:
+                        batch.step(step.v20_call_id, step.call, step.webhooks, step.ends)
         except BaseException:
             for v20_call_id, before in touched.items():
                 self._table.restore(v20_call_id, before)
             raise
         finally:
-            self._batch = self._touched = self._after = None
+            self._touched = self._after = self._steps_to_write = None
         for effect in after:
             try:
                 effect()
@@ -590,8 +601,8 @@ class Watcher:
                 self._later(lambda: self._ended(call))
 
     def _store_step(self, v20_call_id: int, call: Call, webhooks: list[WebhookEvent], ends: list[CallEnded]) -> None:
-        if self._batch is not None:
-            self._batch.step(v20_call_id, call, webhooks, ends)
+        if self._steps_to_write is not None:
+            self._steps_to_write.append(_Step(v20_call_id, call, list(webhooks), list(ends)))
         elif self._store is not None:
             self._store.commit(v20_call_id, call, webhooks, ends)
 
