@@ -123,7 +123,9 @@ def test_queue_call_answered_by_second_agent_says_nothing_for_the_first(sim, rec
 
 
 def test_queue_call_abandoned_is_missed_at_the_queue(sim, receiver, live):
-    played = sim.play(inbound(CALLER, did=DID).to_queue("800", rings=["101", "102"]).rings(5).caller_abandons())
+    # 15 simulated seconds of ringing (0.3 s here), under the queue's 20 s ring timeout: long
+    # enough for both ringing legs to be read on a loaded machine.
+    played = sim.play(inbound(CALLER, did=DID).to_queue("800", rings=["101", "102"]).rings(15).caller_abandons())
 
     webhooks = received(receiver, live, 3, played.call_id)
 

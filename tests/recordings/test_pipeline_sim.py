@@ -96,7 +96,8 @@ def test_leg_with_two_recordings_gives_two_numbered_files(sim, live_gateway, rec
 def test_recordings_refused_with_403_is_a_health_warning(sim, live_gateway, receiver):
     sim.faults.fail(403, "/xapi/v1/Recordings", times=None)
 
-    sim.play(inbound(CALLER).to_extension("101").answered_by("101").talk(2).caller_hangs_up())
+    # Long enough (0.6 s at the tests' time scale) for the answer to be read live on a loaded machine.
+    sim.play(inbound(CALLER).to_extension("101").answered_by("101").talk(30).caller_hangs_up())
 
-    status = wait_until(lambda: (s := live_gateway.recordings.status()).is_forbidden and s)
+    status = wait_until(lambda: (s := live_gateway.recordings.status()).is_forbidden and s, timeout_s=30)
     assert "System Owner" in status.last_error
