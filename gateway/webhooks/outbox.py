@@ -122,6 +122,9 @@ class Outbox:
         self._local = threading.local()
         self._callbacks: list[Callable[[], None]] = []
         self._schema_lock = threading.Lock()
+        # Writers of this process queue here, not in SQLite's busy handler: that one sleeps (up to
+        # 100 ms a try) when the write lock is taken, which under a burst delays every webhook.
+        self._write_lock = threading.Lock()
         self._has_schema = False
 
     # --- connections ---------------------------------------------------------------------------
@@ -152,7 +155,7 @@ class Outbox:
         return db
 
     def _write(self) -> _Transaction:
-        return _Transaction(self._db())
+        return _Transaction(self._db(), self._write_lock)
 
     def close(self) -> None:
         """Close the calling thread's connection (other threads' close when those threads end)."""
@@ -203,7 +206,7 @@ class Outbox:
         `writer.add` records nothing but `writer.db` still works.
         """
         writer = OutboxWriter(self._db(), self.is_enabled, self._clock.time())
-        with _Transaction(writer.db):
+        with _Transaction(writer.db, self._write_lock):
             yield writer
         if writer.added:
             self._notify()
@@ -375,17 +378,27 @@ def _new_event_id(params: dict[str, Any], method: str | None) -> str:
 
 
 class _Transaction:
-    """`with`: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection."""
+    """`with`: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection, holding
+    `lock` (the outbox's writers in this process) throughout."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
         self._db = db
+        self._lock = lock
 
     def __enter__(self) -> sqlite3.Connection:
-        self._db.execute("BEGIN IMMEDIATE")
+        self._lock.acquire()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
         return self._db
 
     def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        try:
+            self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            self._lock.release()
 
 
 def _heads(skip_calls: Iterable[str], target: str) -> tuple[str, list[str]]:
