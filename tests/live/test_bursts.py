@@ -33,10 +33,11 @@ def test_a_call_whose_participants_were_gone_before_every_read_is_reported_from_
     wait_until(lambda: live_gateway.recovery.status().unread_legs_found >= 1, timeout_s=10)
 
 
-def test_event_lag_and_read_pool_appear_in_metrics_while_reads_are_slow(sim, live_gateway, client, receiver):
+def test_event_lag_and_read_pool_appear_in_metrics_and_healthz_warns_while_reads_are_slow(
+        sim, live_gateway, client, receiver):
     slow_timeouts(sim.directory)
     wait_until(lambda: live_gateway.live.is_live, timeout_s=10)
-    sim.faults.delay(1.5, "/callcontrol/101/participants/")
+    sim.faults.delay(3.0, "/callcontrol/101/participants/")   # [pbx] event_lag_warn_s is 2
 
     sim.play(inbound(CALLER, did=DID).to_extension("101").rings(500).answered_by("101").talk(500)
              .caller_hangs_up(), wait=False)
@@ -44,6 +45,9 @@ def test_event_lag_and_read_pool_appear_in_metrics_while_reads_are_slow(sim, liv
     wait_until(lambda: _metric(client, "gateway_event_lag_seconds") > 0.2, timeout_s=10)
     assert _metric(client, "gateway_event_backlog") >= 1
     assert _metric(client, "gateway_participant_reads_running") >= 1
+    warnings = wait_until(lambda: [w for w in client.get("/healthz").get_json()["warnings"] if "applied" in w],
+                          timeout_s=10)
+    assert "call events are applied" in warnings[0] and "1 waiting" in warnings[0]
     sim.faults.clear()
     assert [h.params["event"] for h in receiver.wait_for(1, timeout_s=20)] == ["ringing"]
     wait_until(lambda: _metric(client, "gateway_event_backlog") == 0, timeout_s=10)
