@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
 
-from gateway.sim.model import CallLogRow, Directory, Recording, User
+from gateway.sim.model import CallLogRow, Device, Directory, Recording, User
 from gateway.sim.timing import Scheduler, Timer, VirtualClock, WallClock
 from gateway.sim.wav import tone_hz, tone_wav
 
@@ -410,11 +410,7 @@ class Engine:
         with self._lock:
             self._require_extension(dn)
             call = self._new_call("internal" if self._is_routable(number) else "outbound")
-            call.destination = number
-            caller = self._add(call, dn, DIALING, self._target_identity(number),
-                               originated_by=(dn, TYPE_NAMES["extension"]), publish=False)
-            call.caller = caller
-            self._dial(call, number, announce=caller)
+            self._start_dialing(call, dn, number)
             self._notify(call)
             return call
 
@@ -449,18 +445,14 @@ class Engine:
             if not self._is_routable(destination) and not self.directory.trunks:
                 raise ActionRefused(424, "NoTrunk", "no trunk for outside calls")
             call = self._new_call("internal" if self._is_routable(destination) else "outbound")
-            call.destination = destination
-            originated = (dn, TYPE_NAMES["extension"])
             if device is not None and device.direct_control and device_id is not None:
                 # A uaCSTA device goes off-hook by itself: no ringing first.
-                caller = self._add(call, dn, DIALING, self._target_identity(destination),
-                                   originated_by=originated, device=device, publish=False)
-                call.caller = caller
-                self._dial(call, destination, announce=caller, is_auto_answer=True)
+                caller = self._start_dialing(call, dn, destination, device=device, is_auto_answer=True)
             else:
                 # The caller's own device rings first; party_dn stays "" until it is picked up.
+                call.destination = destination
                 caller = self._add(call, dn, RINGING, Identity("", "", destination, ""),
-                                   originated_by=originated, device=device)
+                                   originated_by=(dn, TYPE_NAMES["extension"]), device=device)
                 call.caller = caller
                 call.timers.append(self.later(self.pickup_after_s, self._pickup_timer, call))
                 if timeout_s:
@@ -476,12 +468,8 @@ class Engine:
             original = self._require_call(callid)
             by = self._connected_leg(original, by_dn)
             consult = self._new_call("internal")
-            consult.destination = to_dn
             consult.consult_for = (original, by)
-            caller = self._add(consult, by_dn, DIALING, self._target_identity(to_dn),
-                               originated_by=(by_dn, TYPE_NAMES["extension"]), publish=False)
-            consult.caller = caller
-            self._dial(consult, to_dn, announce=caller)
+            self._start_dialing(consult, by_dn, to_dn)
             self._notify(consult)
             return consult
 
@@ -808,6 +796,16 @@ class Engine:
             if side.party != identity:
                 side.party = identity
                 self._publish(UPSERT, side)
+
+    def _start_dialing(self, call: Call, dn: str, number: str, *, device: Device | None = None,
+                       is_auto_answer: bool = False) -> Participant:
+        """Extension `dn` goes off-hook on `call` and dials `number`; its leg becomes the caller."""
+        call.destination = number
+        caller = self._add(call, dn, DIALING, self._target_identity(number),
+                           originated_by=(dn, TYPE_NAMES["extension"]), device=device, publish=False)
+        call.caller = caller
+        self._dial(call, number, announce=caller, is_auto_answer=is_auto_answer)
+        return caller
 
     def _dial(self, call: Call, number: str, *, announce: Participant, is_auto_answer: bool = False) -> None:
         """The caller's leg (Dialing) starts towards `number`: a DN is routed, anything else goes out.
