@@ -47,6 +47,29 @@ FILENAME = "outbox.sqlite3"
 DEFAULT_TARGET = "default"   # = gateway.config.DEFAULT_TARGET: the [webhooks] target
 STATES = ("pending", "delivered", "failed")
 
+
+@dataclass(frozen=True)
+class OutboxCounts:
+    """How many events are in each state (one field per name in STATES)."""
+
+    pending: int = 0
+    delivered: int = 0
+    failed: int = 0
+
+    def of(self, state: str) -> int:
+        """The count of one of STATES."""
+        return int(getattr(self, state))
+
+    def as_dict(self) -> dict[str, int]:
+        """{"pending": n, "delivered": n, "failed": n}, as /healthz shows it."""
+        return {state: self.of(state) for state in STATES}
+
+    @staticmethod
+    def total(parts: Iterable[OutboxCounts]) -> OutboxCounts:
+        """The sum of several targets' counts."""
+        parts = list(parts)
+        return OutboxCounts(**{state: sum(part.of(state) for part in parts) for state in STATES})
+
 _TABLE = """
 CREATE TABLE IF NOT EXISTS events (
     seq             INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -297,22 +320,26 @@ class Outbox:
         row = self._db().execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
         return _event(row) if row else None
 
-    def counts(self) -> dict[str, int]:
-        """How many events are in each state: {"pending": n, "failed": n, "delivered": n}."""
-        counts = {state: 0 for state in STATES}
-        for by_state in self.counts_by_target().values():
-            for state, count in by_state.items():
-                counts[state] += count
-        return counts
+    def tally(self) -> OutboxCounts:
+        """How many events are in each state, over every target."""
+        return OutboxCounts.total(self.tally_by_target().values())
 
-    def counts_by_target(self) -> dict[str, dict[str, int]]:
-        """The same counts per target name: {"default": {"pending": n, ...}, "crm": {...}}."""
-        counts: dict[str, dict[str, int]] = {}
+    def tally_by_target(self) -> dict[str, OutboxCounts]:
+        """The same counts per target name."""
+        by_target: dict[str, dict[str, int]] = {}
         if self.is_enabled:
             for target, state, count in self._db().execute(
                     "SELECT target, state, COUNT(*) FROM events GROUP BY target, state"):
-                counts.setdefault(target, {name: 0 for name in STATES})[state] = count
-        return counts
+                by_target.setdefault(target, {})[state] = count
+        return {target: OutboxCounts(**by_state) for target, by_state in by_target.items()}
+
+    def counts(self) -> dict[str, int]:
+        """`tally()` as a dict {"pending": n, "delivered": n, "failed": n} (what the tests compare)."""
+        return self.tally().as_dict()
+
+    def counts_by_target(self) -> dict[str, dict[str, int]]:
+        """`tally_by_target()` as dicts: {"default": {"pending": n, ...}, "crm": {...}}."""
+        return {target: counts.as_dict() for target, counts in self.tally_by_target().items()}
 
     def events(self, state: str | None = None, limit: int = 100, *,
                target: str | None = None) -> list[OutboxEvent]:
@@ -441,10 +468,11 @@ def list_lines(outbox: Outbox, state: str | None = "failed", limit: int = 100,
                target: str | None = None) -> list[str]:
     """`outbox list`: a summary line of counts, one per target, then one line per event in `state`
     (None: all) of `target` (None: every target)."""
-    counts = outbox.counts()
-    lines = [", ".join(f"{name}: {counts[name]}" for name in STATES)]
-    lines += [f"target {name}: " + ", ".join(f"{state}: {by_state[state]}" for state in STATES)
-              for name, by_state in sorted(outbox.counts_by_target().items())
+    by_target = outbox.tally_by_target()
+    counts = OutboxCounts.total(by_target.values())
+    lines = [", ".join(f"{name}: {counts.of(name)}" for name in STATES)]
+    lines += [f"target {name}: " + ", ".join(f"{state}: {by_state.of(state)}" for state in STATES)
+              for name, by_state in sorted(by_target.items())
               if target is None or name == target]
     lines += [format_event(event) for event in outbox.events(state, limit, target=target)]
     return lines
