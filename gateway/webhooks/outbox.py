@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from gateway.clock import Clock
+from gateway.db import ThreadConnections, Transaction
 
 logger = logging.getLogger(__name__)
 
@@ -142,10 +143,10 @@ class Outbox:
         self.path = Path(path)
         self.is_enabled = enabled
         self._clock = clock
-        self._local = threading.local()
         self._callbacks: list[Callable[[], None]] = []
         self._schema_lock = threading.Lock()
         self._has_schema = False
+        self._connections = ThreadConnections(self.path, synchronous="FULL", prepare=self._prepare)
 
     # --- connections ---------------------------------------------------------------------------
 
@@ -154,35 +155,26 @@ class Outbox:
 
         Nothing touches the disk before the first use, so building the object does no I/O.
         """
-        db = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                with self._schema_lock:
-                    if not self._has_schema:
-                        self.path.parent.mkdir(parents=True, exist_ok=True)
-                    db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-                    db.row_factory = sqlite3.Row
-                    db.execute("PRAGMA journal_mode=WAL")
-                    db.execute("PRAGMA synchronous=FULL")
-                    if not self._has_schema:
-                        db.executescript(_TABLE)
-                        _migrate(db, self.path)
-                        db.executescript(_INDEXES)
-                        self._has_schema = True
-            except (OSError, sqlite3.Error) as exc:
-                raise OutboxError(f"cannot open the webhook outbox {self.path}: {exc}") from exc
-            self._local.db = db
-        return db
+        try:
+            return self._connections.get()
+        except (OSError, sqlite3.Error) as exc:
+            raise OutboxError(f"cannot open the webhook outbox {self.path}: {exc}") from exc
 
-    def _write(self) -> _Transaction:
-        return _Transaction(self._db())
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        db.row_factory = sqlite3.Row
+        with self._schema_lock:
+            if not self._has_schema:
+                db.executescript(_TABLE)
+                _migrate(db, self.path)
+                db.executescript(_INDEXES)
+                self._has_schema = True
+
+    def _write(self) -> Transaction:
+        return Transaction(self._db())
 
     def close(self) -> None:
         """Close the calling thread's connection (other threads' close when those threads end)."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._connections.close()
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -226,7 +218,7 @@ class Outbox:
         `writer.add` records nothing but `writer.db` still works.
         """
         writer = OutboxWriter(self._db(), self.is_enabled, self._clock.time())
-        with _Transaction(writer.db):
+        with Transaction(writer.db):
             yield writer
         if writer.added:
             self._notify()
@@ -399,20 +391,6 @@ def _new_event_id(params: dict[str, Any], method: str | None) -> str:
     if method is not None and method not in ("GET", "POST"):
         raise ValueError(f"method must be None, 'GET' or 'POST', got {method!r}")
     return uuid.uuid4().hex
-
-
-class _Transaction:
-    """`with`: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._db.execute("BEGIN IMMEDIATE")
-        return self._db
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
 def _heads(skip_calls: Iterable[str], target: str) -> tuple[str, list[str]]:
