@@ -23,13 +23,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import requests  # noqa: E402
+
+if TYPE_CHECKING:
+    from gateway.sim.model import Directory
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +127,16 @@ def free_port() -> int:
 
 
 # --- configs and child processes ---------------------------------------------------------------
+
+def quiet_directory() -> Directory:
+    """The simulator's default PBX content with recording off everywhere (no WAVs to make or fetch)."""
+    from gateway.sim.defaults import default_directory
+    directory = default_directory()
+    for user in directory.users.values():
+        user.record_calls = False
+        user.record_external_only = False
+    return directory
+
 
 def write_config(directory: Path, *, sim_url: str, client_id: str, client_secret: str, port: int,
                  hook_url: str = "", recordings: bool = False, threads: int | None = None,

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import requests
 
-from bench.common import HOST, free_port, machine_line, start_gateway, table, wait_http, write_config
+from bench.common import HOST, free_port, machine_line, quiet_directory, start_gateway, table, wait_http, write_config
 from gateway.webhooks.receiver import Webhook, WebhookReceiver
 
 logger = logging.getLogger(__name__)
@@ -44,16 +44,6 @@ logger = logging.getLogger(__name__)
 TARGET_S = 10.0
 EXTENSIONS = [str(n) for n in range(100, 120)]
 _LINK_ID = re.compile(r"^(\d{12}_\d+)-\d+$")
-
-
-def quiet_directory() -> Any:
-    """The default PBX content with recording off everywhere."""
-    from gateway.sim.defaults import default_directory
-    directory = default_directory()
-    for user in directory.users.values():
-        user.record_calls = False
-        user.record_external_only = False
-    return directory
 
 
 class Receiver:

@@ -49,8 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import requests
 
-from bench.common import (HOST, free_port, machine_line, percentiles, start_gateway, status_kb,
-                          table, wait_http, write_config)
+from bench.common import (HOST, free_port, machine_line, percentiles, quiet_directory, start_gateway,
+                          status_kb, table, wait_http, write_config)
 from gateway.webhooks.receiver import Webhook, WebhookReceiver
 
 logger = logging.getLogger(__name__)
@@ -70,16 +70,6 @@ UPSERT, REMOVE = 0, 1   # WebSocket event_type values (V20-API-NOTES §e)
 WEBHOOK_KINDS = {"ringing": "ringing", "hangupincoming": "start", "pickupincoming": "start",
                  "incoming": "end"}
 _LINK_ID = re.compile(r"^\d{12}_(\d+)-\d+$")
-
-
-def quiet_directory() -> Any:
-    """The default PBX content with recording off everywhere (no WAVs to make or fetch)."""
-    from gateway.sim.defaults import default_directory
-    directory = default_directory()
-    for user in directory.users.values():
-        user.record_calls = False
-        user.record_external_only = False
-    return directory
 
 
 # --- what happened, with timestamps (time.perf_counter() of this process) -----------------------

@@ -47,14 +47,14 @@ def assess(services: Services) -> tuple[bool, dict[str, Any]]:
     age = events.last_event_age_s
     if age is not None and age > STALE_EVENTS_S:
         warnings.append(f"no call event for {int(age)} s")
-    outbox = services.outbox.counts()
+    outbox, by_target = services.outbox.tally(), services.outbox.tally_by_target()
     targets = services.delivery.status()
-    for name, target in services.outbox.counts_by_target().items():
-        if target.get("failed"):
-            warnings.append(f"{target['failed']} webhook(s) to target {name} failed; "
+    for name, target in by_target.items():
+        if target.failed:
+            warnings.append(f"{target.failed} webhook(s) to target {name} failed; "
                             f"see `3cx-gateway outbox list --target {name}`")
-        if name not in targets and target.get("pending"):
-            warnings.append(f"{target['pending']} webhook(s) wait for target {name}, which is no longer "
+        if name not in targets and target.pending:
+            warnings.append(f"{target.pending} webhook(s) wait for target {name}, which is no longer "
                             "configured; see `3cx-gateway outbox list`")
     recovery = services.recovery.status()
     for gap in recovery.uncovered:
@@ -74,7 +74,7 @@ def assess(services: Services) -> tuple[bool, dict[str, Any]]:
         "warnings": warnings,
         "pbx": {"token_valid": token.valid, "token_expires_in_s": token.expires_in_s},
         "events": asdict(events),
-        "outbox": outbox,
+        "outbox": outbox.as_dict(),
         "webhook_targets": {name: asdict(status) for name, status in targets.items()},
         "recordings": asdict(recordings),
         "recovery": asdict(recovery),

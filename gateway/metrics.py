@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from gateway.webhooks.outbox import STATES
+from gateway.webhooks.outbox import STATES, OutboxCounts
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -36,15 +36,16 @@ class _StateCollector:
 
     def collect(self) -> Iterator[Metric]:
         webhooks = GaugeMetricFamily("gateway_webhooks", "Webhooks in the outbox by state", labels=["state"])
-        by_target = self._services.outbox.counts_by_target()
+        by_target = self._services.outbox.tally_by_target()
+        total = OutboxCounts.total(by_target.values())
         for state in STATES:
-            webhooks.add_metric([state], sum(counts[state] for counts in by_target.values()))
+            webhooks.add_metric([state], total.of(state))
         yield webhooks
         targets = GaugeMetricFamily("gateway_webhook_target", "Webhooks in the outbox by target and state",
                                     labels=["target", "state"])
         for name in sorted({*by_target, *(t.name for t in self._services.config.targets)}):
             for state in STATES:
-                targets.add_metric([name, state], by_target.get(name, {}).get(state, 0))
+                targets.add_metric([name, state], by_target.get(name, OutboxCounts()).of(state))
         yield targets
         events = self._services.watcher.status()
         yield GaugeMetricFamily("gateway_event_stream_connected", "1 when the Call Control event stream is up",

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from gateway.db import ThreadConnections, Transaction
 from gateway.live.history import KnownCall
 
 logger = logging.getLogger(__name__)
@@ -82,26 +83,19 @@ class GapStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._local = threading.local()
         self._schema_lock = threading.Lock()
+        # WAL with synchronous=NORMAL survives a killed process; one fsync per checkpoint.
+        self._connections = ThreadConnections(self.path, synchronous="NORMAL", prepare=self._prepare)
 
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")   # WAL: survives a killed process; one fsync per checkpoint
-            with self._schema_lock:
-                db.executescript(_SCHEMA)
-            self._local.db = db
-        return db
+        return self._connections.get()
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        with self._schema_lock:
+            db.executescript(_SCHEMA)
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._connections.close()
 
     # --- observation ---------------------------------------------------------------------------
 
@@ -126,7 +120,7 @@ class GapStore:
         """`note_call` for several calls in one transaction."""
         db = self._db()
         now = datetime.now(timezone.utc).timestamp()
-        with _transaction(db):
+        with Transaction(db):
             for known, state in calls:
                 row = db.execute("SELECT dns, numbers, started_at, ended_at FROM calls WHERE key = ?",
                                  (known.key,)).fetchone()
@@ -186,23 +180,11 @@ class GapStore:
         """Forget ended calls, recovered ids and gaps older than `older_than`; the count removed."""
         cut = older_than.timestamp()
         db = self._db()
-        with _transaction(db):
+        with Transaction(db):
             removed = db.execute("DELETE FROM calls WHERE ended_at IS NOT NULL AND ended_at < ?", (cut,)).rowcount
             removed += db.execute("DELETE FROM recovered WHERE at < ?", (cut,)).rowcount
             removed += db.execute("DELETE FROM gaps WHERE noted_at < ?", (cut,)).rowcount
         return removed
-
-
-class _transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._db.execute("BEGIN IMMEDIATE")
-        return self._db
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
 def _time(epoch_s: float) -> datetime:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from gateway.clock import Clock
+from gateway.db import ThreadConnections
 
 logger = logging.getLogger(__name__)
 
@@ -45,22 +46,15 @@ class RecordingLedger:
     def __init__(self, path: str | Path, *, clock: Clock) -> None:
         self.path = Path(path)
         self._clock = clock
-        self._local = threading.local()
         self._lock = threading.Lock()          # claims are check-then-insert: one at a time
+        self._connections = ThreadConnections(self.path, synchronous="FULL",
+                                              prepare=lambda db: db.executescript(_SCHEMA))
 
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-                db.executescript(_SCHEMA)
-            except (OSError, sqlite3.Error) as exc:
-                raise LedgerError(f"cannot open the recordings ledger {self.path}: {exc}") from exc
-            self._local.db = db
-        return db
+        try:
+            return self._connections.get()
+        except (OSError, sqlite3.Error) as exc:
+            raise LedgerError(f"cannot open the recordings ledger {self.path}: {exc}") from exc
 
     def claimed_by(self, keys: Iterable[str]) -> dict[str, str]:
         """recording name -> the leg id it was claimed for, for those of `keys` that are claimed."""
@@ -106,7 +100,4 @@ class RecordingLedger:
 
     def close(self) -> None:
         """Close the calling thread's connection."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._connections.close()

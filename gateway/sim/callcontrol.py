@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 import flask
 
-from gateway.sim.engine import TYPE_NAMES, ActionRefused, failure
+from gateway.sim.calls import TYPE_NAMES, ActionRefused, failure
 from gateway.sim.wav import pcm_chunk
 from gateway.sim.model import ApiClient
 

@@ -4,6 +4,8 @@ Everything the Call Control views, the WebSocket and the XAPI views show about l
 from here. One lock (`Engine._lock`) guards all state; the engine never holds it while taking
 `Directory.lock`, so views may call the engine while holding the directory lock.
 What monitored DNs see in each kind of call is fixed by docs/v20-call-flows.md (flows 1-9).
+The state it keeps is in gateway/sim/calls.py; what an ended call leaves (recordings, call
+history) is made by gateway/sim/history.py.
 
 Time: a virtual clock runs `time_scale` simulated seconds per real second; ring timeouts and
 scenario waits are simulated seconds. Timestamps shown to clients (recording start/end, active
@@ -13,220 +15,19 @@ test sets the PBX's clock off.
 from __future__ import annotations
 
 import itertools
-import uuid
 import logging
 import threading
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
-from gateway.sim.model import CallLogRow, Directory, Recording, User
+from gateway.sim.calls import (
+    CONNECTED, DIALING, REMOVE, RING_ALL_STRATEGIES, RINGING, TYPE_NAMES, UPSERT, ActionRefused, ActiveCallInfo,
+    Call, External, Identity, Participant, PendingRecording, Route, Subscriber, display_name, failure, is_up,
+)
+from gateway.sim.history import call_log_rows, make_recording, publish_call_log
+from gateway.sim.model import CallLogRow, Device, Directory, User
 from gateway.sim.timing import Scheduler, Timer, VirtualClock, WallClock
-from gateway.sim.wav import tone_hz, tone_wav
 
 logger = logging.getLogger(__name__)
-
-UPSERT, REMOVE, DTMF, RESPONSE = 0, 1, 2, 4
-
-DIALING, RINGING, CONNECTED = "Dialing", "Ringing", "Connected"
-
-# `*_type` names (docs/v20-call-flows.md "Type names"; Wringgroup is inferred).
-TYPE_NAMES = {"extension": "Wextension", "queue": "Wqueue", "ringgroup": "Wringgroup",
-              "ivr": "Wivr", "trunk": "Wexternalline"}
-# Integer DN types of recordings (V20-API-NOTES §f, third-party map).
-RECORDING_DN_TYPES = {"Wextension": 0, "Wexternalline": 1, "Wqueue": 4, "Wivr": 6, "Wringgroup": 16}
-
-RING_ALL_STRATEGIES = frozenset({"RingAll", "Paging"})
-
-
-
-class ActionRefused(Exception):
-    """A Call Control request the PBX refuses: `status` is the HTTP status, `reason` a short code."""
-
-    def __init__(self, status: int, reason: str, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.reason = reason
-        self.text = text
-
-
-class Subscriber(Protocol):
-    """Who receives participant events (a WebSocket connection)."""
-
-    def wants(self, dn: str) -> bool: ...
-
-    def push(self, event_type: int, entity: str) -> None: ...
-
-
-# --- state ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Identity:
-    """How one side of a call appears in the other side's `party_*` fields."""
-
-    dn: str
-    dn_type: str
-    caller_id: str
-    name: str
-    did: str = ""
-
-
-@dataclass(eq=False)
-class External:
-    """An outside party behind a trunk."""
-
-    number: str
-    name: str
-    trunk_dn: str
-    did: str = ""
-    is_answered: bool = True
-
-    @property
-    def identity(self) -> Identity:
-        return Identity(self.trunk_dn, TYPE_NAMES["trunk"], self.number, self.name, self.did)
-
-
-@dataclass(eq=False)
-class Participant:
-    """One DN's leg in a call, as `/callcontrol/{dn}/participants/{id}` shows it."""
-
-    id: int
-    dn: str
-    dn_type: str
-    call: "Call"
-    legid: int
-    status: str
-    party: Identity
-    device_id: str = ""
-    direct_control: bool = False
-    originated_by_dn: str = ""
-    originated_by_type: str = ""
-    referred_by_dn: str = ""
-    referred_by_type: str = ""
-    on_behalf_of_dn: str = ""
-    on_behalf_of_type: str = ""
-    attached_data: dict[str, str] = field(default_factory=dict)
-    connected_sim: float | None = None      # simulated time it became Connected
-    connected_at: datetime | None = None    # PBX wall time it became Connected
-    segment_sim: float | None = None        # simulated time its current recorded segment began
-    segment_at: datetime | None = None      # PBX wall time of the same (None: recording paused)
-    is_removed: bool = False
-    created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))  # PBX wall time
-    removed_at: datetime | None = None      # PBX wall time it was removed
-
-    @property
-    def entity(self) -> str:
-        return f"/callcontrol/{self.dn}/participants/{self.id}"
-
-    def view(self) -> dict[str, Any]:
-        """The CallParticipant JSON (docs/v20-call-flows.md "Wire basics"); unused strings are ""."""
-        return {
-            "id": self.id, "status": self.status, "dn": self.dn,
-            "party_caller_name": self.party.name, "party_dn": self.party.dn,
-            "party_caller_id": self.party.caller_id, "party_did": self.party.did,
-            "device_id": self.device_id, "party_dn_type": self.party.dn_type,
-            "direct_control": self.direct_control,
-            "originated_by_dn": self.originated_by_dn, "originated_by_type": self.originated_by_type,
-            "referred_by_dn": self.referred_by_dn, "referred_by_type": self.referred_by_type,
-            "on_behalf_of_dn": self.on_behalf_of_dn, "on_behalf_of_type": self.on_behalf_of_type,
-            "callid": self.call.callid, "legid": self.legid,
-        }
-
-
-@dataclass(eq=False)
-class Route:
-    """A destination the call is being offered to: an extension, queue, ring group or IVR."""
-
-    kind: str
-    dn: str
-    members: list[str] = field(default_factory=list)
-    is_ring_all: bool = True
-    ring_s: float = 20.0
-    index: int = 0
-    holder: Participant | None = None       # the queue's / IVR's own Connected participant
-    offers: list[Participant] = field(default_factory=list)
-    ring_timer: Timer | None = None         # this ring (extension no-answer, queue ring, IVR timeout)
-    master_timer: Timer | None = None       # queue master timeout
-    via: tuple[str, str] = ("", "")
-    referred_by: tuple[str, str] = ("", "")
-
-    def cancel_ring(self) -> None:
-        if self.ring_timer is not None:
-            self.ring_timer.cancel()
-            self.ring_timer = None
-
-    def cancel_timers(self) -> None:
-        self.cancel_ring()
-        if self.master_timer is not None:
-            self.master_timer.cancel()
-            self.master_timer = None
-
-
-@dataclass(eq=False)
-class PendingRecording:
-    """A finished Connected period of a recorded extension's leg, waiting to become a WAV."""
-
-    participant: Participant
-    party: Identity
-    is_originator: bool
-    started_at: datetime
-    ended_at: datetime
-    talk_s: float
-
-
-class Call:
-    """One v20 call (`callid`): a caller side, a callee side and the routes still ringing."""
-
-    def __init__(self, callid: int, direction: str) -> None:
-        self.callid = callid
-        self.direction = direction               # inbound | outbound | internal
-        self.caller: Participant | External | None = None
-        self.callee: Participant | External | None = None
-        self.routes: list[Route] = []
-        self.participants: list[Participant] = []   # every participant ever, in creation order
-        self.destination = ""                    # makecall: what the caller's device will dial
-        self.created_at = datetime.now(timezone.utc)
-        self.last_change = self.created_at
-        self.is_ended = False
-        self.consult_for: tuple[Call, Participant] | None = None
-        self.timers: list[Timer] = []
-        self.recordings: list[PendingRecording] = []
-        self.recording_ids: list[int] = []
-        self.watchers: list[Callable[[Call], bool]] = []
-        self.finished = threading.Event()        # set once ended and its recordings are stored
-        self._legids = itertools.count(1)
-
-    def next_legid(self) -> int:
-        return next(self._legids)
-
-    def live_participants(self) -> list[Participant]:
-        return [p for p in self.participants if not p.is_removed]
-
-    def offers(self) -> list[Participant]:
-        return [p for route in self.routes for p in route.offers]
-
-    @property
-    def is_established(self) -> bool:
-        return _is_up(self.caller) and _is_up(self.callee)
-
-
-def _is_up(side: Participant | External | None) -> bool:
-    if isinstance(side, External):
-        return side.is_answered
-    return side is not None and side.status == CONNECTED
-
-
-@dataclass(frozen=True)
-class ActiveCallInfo:
-    """One row of XAPI `/ActiveCalls` (display strings as v20 shows them)."""
-
-    id: int
-    caller: str
-    callee: str
-    status: str               # Routing | Dialing | Talking
-    established_at: datetime  # PBX wall time the call started
-    last_change: datetime     # PBX wall time of its last status change
-    server_now: datetime      # the PBX's clock when the row was made
 
 
 # --- the engine -------------------------------------------------------------------------------
@@ -331,7 +132,7 @@ class Engine:
         directory = self.directory
         user = directory.users.get(dn)
         if user is not None:
-            return Identity(dn, TYPE_NAMES["extension"], dn, _display_name(user))
+            return Identity(dn, TYPE_NAMES["extension"], dn, display_name(user))
         for kind, table in (("queue", directory.queues), ("ringgroup", directory.ring_groups),
                             ("ivr", directory.ivrs)):
             entity = table.get(dn)
@@ -410,11 +211,7 @@ class Engine:
         with self._lock:
             self._require_extension(dn)
             call = self._new_call("internal" if self._is_routable(number) else "outbound")
-            call.destination = number
-            caller = self._add(call, dn, DIALING, self._target_identity(number),
-                               originated_by=(dn, TYPE_NAMES["extension"]), publish=False)
-            call.caller = caller
-            self._dial(call, number, announce=caller)
+            self._start_dialing(call, dn, number)
             self._notify(call)
             return call
 
@@ -449,18 +246,14 @@ class Engine:
             if not self._is_routable(destination) and not self.directory.trunks:
                 raise ActionRefused(424, "NoTrunk", "no trunk for outside calls")
             call = self._new_call("internal" if self._is_routable(destination) else "outbound")
-            call.destination = destination
-            originated = (dn, TYPE_NAMES["extension"])
             if device is not None and device.direct_control and device_id is not None:
                 # A uaCSTA device goes off-hook by itself: no ringing first.
-                caller = self._add(call, dn, DIALING, self._target_identity(destination),
-                                   originated_by=originated, device=device, publish=False)
-                call.caller = caller
-                self._dial(call, destination, announce=caller, is_auto_answer=True)
+                caller = self._start_dialing(call, dn, destination, device=device, is_auto_answer=True)
             else:
                 # The caller's own device rings first; party_dn stays "" until it is picked up.
+                call.destination = destination
                 caller = self._add(call, dn, RINGING, Identity("", "", destination, ""),
-                                   originated_by=originated, device=device)
+                                   originated_by=(dn, TYPE_NAMES["extension"]), device=device)
                 call.caller = caller
                 call.timers.append(self.later(self.pickup_after_s, self._pickup_timer, call))
                 if timeout_s:
@@ -476,12 +269,8 @@ class Engine:
             original = self._require_call(callid)
             by = self._connected_leg(original, by_dn)
             consult = self._new_call("internal")
-            consult.destination = to_dn
             consult.consult_for = (original, by)
-            caller = self._add(consult, by_dn, DIALING, self._target_identity(to_dn),
-                               originated_by=(by_dn, TYPE_NAMES["extension"]), publish=False)
-            consult.caller = caller
-            self._dial(consult, to_dn, announce=caller)
+            self._start_dialing(consult, by_dn, to_dn)
             self._notify(consult)
             return consult
 
@@ -628,7 +417,7 @@ class Engine:
                 else:
                     route.cancel_timers()
                     call.routes.remove(route)
-            if not call.routes and not _is_up(call.callee):
+            if not call.routes and not is_up(call.callee):
                 self._end(call)
         else:
             self._end(call, first=participant)
@@ -809,6 +598,16 @@ class Engine:
                 side.party = identity
                 self._publish(UPSERT, side)
 
+    def _start_dialing(self, call: Call, dn: str, number: str, *, device: Device | None = None,
+                       is_auto_answer: bool = False) -> Participant:
+        """Extension `dn` goes off-hook on `call` and dials `number`; its leg becomes the caller."""
+        call.destination = number
+        caller = self._add(call, dn, DIALING, self._target_identity(number),
+                           originated_by=(dn, TYPE_NAMES["extension"]), device=device, publish=False)
+        call.caller = caller
+        self._dial(call, number, announce=caller, is_auto_answer=is_auto_answer)
+        return caller
+
     def _dial(self, call: Call, number: str, *, announce: Participant, is_auto_answer: bool = False) -> None:
         """The caller's leg (Dialing) starts towards `number`: a DN is routed, anything else goes out.
 
@@ -949,7 +748,7 @@ class Engine:
                 return
             self._drop_route(route)
             call.routes.remove(route)
-            if not call.routes and not _is_up(call.callee):
+            if not call.routes and not is_up(call.callee):
                 # v20 would go on to voicemail or a no-answer destination; the simulator ends the call.
                 self._end(call)
             if notify:
@@ -1045,11 +844,11 @@ class Engine:
             self._remove(participant)
         self._calls.pop(call.callid, None)
         logger.debug("call %s ended with %s recordings", call.callid, len(call.recordings))
-        rows = self._call_log_rows(call)
+        rows = call_log_rows(call, self.identity_of, self.wall.now)
         if call.recordings:
             self.later(self.recording_delay_s, self._store_recordings, call, self.directory, rows)
         else:
-            self._publish_call_log(self.directory, rows)
+            publish_call_log(self.directory, rows)
             call.finished.set()
 
     # -- recordings -------------------------------------------------------------------------------
@@ -1069,7 +868,7 @@ class Engine:
             ended_at=self.wall.now(), talk_s=talk_s))
 
     def _store_recordings(self, call: Call, directory: Directory, rows: list[CallLogRow]) -> None:
-        made = [self._make_recording(directory, pending) for pending in call.recordings]
+        made = [make_recording(directory, pending) for pending in call.recordings]
         by_participant: dict[int, list[int]] = {}
         for pending, rec in zip(call.recordings, made, strict=True):
             by_participant.setdefault(pending.participant.id, []).append(rec.id)
@@ -1085,92 +884,15 @@ class Engine:
             for recording in made:
                 directory.recordings[recording.id] = recording
         # The history lists the call with its recording ids (the recordings are stored first).
-        self._publish_call_log(directory, rows)
+        publish_call_log(directory, rows)
         with self._lock:
             call.recording_ids.extend(r.id for r in made)
             call.finished.set()
             self._notify(call)
         logger.debug("call %s: stored recordings %s", call.callid, [r.id for r in made])
 
-    def _make_recording(self, directory: Directory, pending: PendingRecording) -> Recording:
-        leg = pending.participant
-        user = directory.users.get(leg.dn)
-        mine = Identity(leg.dn, TYPE_NAMES["extension"], leg.dn, _display_name(user) if user else "")
-        other = pending.party
-        source, target = (mine, other) if pending.is_originator else (other, mine)
-        is_external = other.dn_type == TYPE_NAMES["trunk"]
-        call_type = ("OutboundExternal" if pending.is_originator else "InboundExternal") if is_external else "Local"
-        recording_id = directory.new_id()
-        return Recording(
-            id=recording_id, start_time=pending.started_at, end_time=pending.ended_at,
-            from_dn=source.dn, from_dn_type=RECORDING_DN_TYPES.get(source.dn_type, 0),
-            from_caller_number=source.caller_id, from_display_name=source.name,
-            to_dn=target.dn, to_dn_type=RECORDING_DN_TYPES.get(target.dn_type, 0),
-            to_caller_number=target.caller_id, to_display_name=target.name, call_type=call_type,
-            from_did_number=source.did, to_did_number=other.did if not pending.is_originator else "",
-            wav=tone_wav(pending.talk_s, tone_hz(recording_id)),
-            call_id=leg.call.callid, participant_id=leg.id, dn=leg.dn)
-
-
-    # -- call history (XAPI ReportCallLogData) ------------------------------------------------------
-    def _call_log_rows(self, call: Call) -> list[CallLogRow]:
-        """The history rows of an ended call, one per party that took part (V20-API-NOTES §i).
-
-        A leg offered the call gets a row from its party (the caller) to its DN; a leg that placed
-        an outside call gets a row from its DN to the number dialled. A queue's / IVR's own row
-        comes first (it is the main row of a queue call) and counts as answered when an agent
-        answered for it; the agent who answered is on a row of its own.
-        """
-        main_id = str(uuid.uuid4())
-        rows: list[CallLogRow] = []
-        answered_for = {p.on_behalf_of_dn for p in call.participants if p.connected_at and p.on_behalf_of_dn}
-        direction = {"inbound": "Inbound", "outbound": "Outbound"}.get(call.direction, "Internal")
-        for p in call.participants:
-            is_originator = p.originated_by_dn == p.dn and p is call.caller
-            if is_originator and not isinstance(call.callee, External):
-                continue        # the callee's own row names this extension as its source
-            ended = p.removed_at or self.wall.now()
-            mine = self.identity_of(p.dn)
-            if is_originator:
-                callee = call.callee
-                assert isinstance(callee, External)
-                source, target = mine, callee.identity
-                answered = callee.is_answered and p.connected_at is not None
-            else:
-                source, target = p.party, mine
-                answered = p.connected_at is not None
-                if p.dn_type in (TYPE_NAMES["queue"], TYPE_NAMES["ivr"]):
-                    answered = p.dn in answered_for
-            connected = p.connected_at if answered and p.connected_at else None
-            holder = p.dn_type in (TYPE_NAMES["queue"], TYPE_NAMES["ivr"])
-            ringing_s = ((connected or ended) - p.created_at).total_seconds() if not holder else \
-                (ended - p.created_at).total_seconds()
-            talking_s = (ended - connected).total_seconds() if connected and not holder else 0.0
-            rows.append(CallLogRow(
-                main_id=main_id, row_id=str(uuid.uuid4()), start_time=p.created_at,
-                source_dn=source.dn, source_type=RECORDING_DN_TYPES.get(source.dn_type, 0),
-                source_caller_id=source.caller_id, source_name=source.name,
-                destination_dn=target.dn, destination_type=RECORDING_DN_TYPES.get(target.dn_type, 0),
-                destination_caller_id=target.caller_id, destination_name=target.name,
-                answered=answered, ringing_s=max(0.0, ringing_s), talking_s=max(0.0, talking_s),
-                direction=direction, status="Answered" if answered else "Unanswered",
-                reason="" if answered else ("Abandoned" if not holder else "NoAnswer"),
-                src_participant=p.id if is_originator else 0, dst_participant=0 if is_originator else p.id))
-        rows.sort(key=lambda row: (row.destination_type not in (4, 6), row.start_time))
-        return rows
-
-    @staticmethod
-    def _publish_call_log(directory: Directory, rows: list[CallLogRow]) -> None:
-        with directory.call_log_lock:
-            directory.call_log.extend(rows)
-
 
 # --- helpers ----------------------------------------------------------------------------------
-
-def failure(refused: ActionRefused) -> dict[str, Any]:
-    """The CallControlResultResponse body of a refused request."""
-    return {"finalstatus": "Failed", "reason": refused.reason, "result": None, "reasontext": refused.text}
-
 
 def _attached(body: dict) -> dict[str, str]:
     data = body.get("attacheddata") or {}
@@ -1181,10 +903,6 @@ def _originated_of(side: Participant | External | None) -> tuple[str, str]:
     if isinstance(side, Participant):
         return side.originated_by_dn or side.dn, side.originated_by_type or side.dn_type
     return "", ""
-
-
-def _display_name(user: User) -> str:
-    return f"{user.first_name} {user.last_name}".strip()
 
 
 def _no_answer_s(user: User) -> float:

@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from gateway.sim import callcontrol
-from gateway.sim.engine import RESPONSE
+from gateway.sim.calls import RESPONSE
 from gateway.sim.model import ApiClient
 
 logger = logging.getLogger(__name__)

@@ -12,16 +12,21 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, Callable
 
 from flask import Blueprint, Response, g, request
 
 from gateway.sim.defaults import default_profiles
-from gateway.sim.model import (CallLogRow, Contact, Department, Directory, ForwardingProfile, InboundRule, Ivr,
-                               Queue, Recording, RingGroup, Trunk, User)
+from gateway.sim.model import Contact, Department, Directory, InboundRule, Ivr, Queue, RingGroup, Trunk, User
 from gateway.sim.odata import EntityType, Navigation, ODataError, apply, parse_query, shape
+from gateway.sim.xapi_render import (
+    CONTACT_ATTRS, peers, render_active_call, render_call_log, render_contact, render_department,
+    render_inbound_rule, render_ivr, render_member, render_membership, render_peer, render_profile, render_queue,
+    render_recording, render_rights, render_ring_group, render_trunk, render_user, sample_call_log,
+    sample_recording,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,241 +84,6 @@ def create_xapi_blueprint(sim: Any) -> Blueprint:
     blueprint.add_url_rule("/<path:path>", "resource", api.dispatch, methods=["GET", "POST", "PATCH", "DELETE"])
     blueprint.after_request(api.add_version)
     return blueprint
-
-
-# ---------------------------------------------------------------- rendering helpers
-
-def _iso(value: Any) -> str | None:
-    """A date-time as v20 writes it (UTC, 'Z'); strings pass through."""
-    if value is None or isinstance(value, str):
-        return value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _display_name(user: User) -> str:
-    return f"{user.first_name} {user.last_name}".strip()
-
-
-def _dn_name(directory: Directory, number: str) -> str:
-    if number in directory.users:
-        return _display_name(directory.users[number])
-    for table in (directory.queues, directory.ring_groups, directory.ivrs, directory.trunks):
-        if number in table:
-            return table[number].name
-    return ""
-
-
-_PEER_TYPES = {"extension": "Extension", "queue": "Queue", "ringgroup": "RingGroup", "ivr": "IVR",
-               "trunk": "ExternalLine"}
-_DESTINATION_TYPES = {"extension": "Extension", "queue": "Queue", "ringgroup": "RingGroup", "ivr": "IVR"}
-_IVR_FORWARD_TYPES = {"extension": "Extension", "queue": "Queue", "ringgroup": "RingGroup", "ivr": "IVR"}
-
-
-def _destination(directory: Directory, number: str) -> dict:
-    kind = directory.dn_kind(number)
-    return {"To": _DESTINATION_TYPES.get(kind or "", "None"), "Number": number,
-            "Name": _dn_name(directory, number), "External": "", "Type": _PEER_TYPES.get(kind or "", "None"),
-            "Tags": []}
-
-
-def _render_user(directory: Directory, user: User) -> dict:
-    return {
-        "Id": user.id, "Number": user.number, "FirstName": user.first_name, "LastName": user.last_name,
-        "DisplayName": _display_name(user), "EmailAddress": user.email, "Mobile": user.mobile,
-        "Enabled": user.enabled, "IsRegistered": user.is_registered, "CurrentProfileName": user.current_profile,
-        "QueueStatus": user.queue_status, "RecordCalls": user.record_calls,
-        "RecordExternalCallsOnly": user.record_external_only, "RecordEmailNotify": False,
-        "AllowOwnRecordings": False, "ForbidRecording": False, "Internal": user.internal_only,
-        "OutboundCallerID": user.outbound_caller_id, "AuthID": user.auth_id, "AuthPassword": user.auth_password,
-        "SIPID": user.sip_id, "PbxDeliversAudio": user.pbx_delivers_audio, "VMEnabled": user.vm_enabled,
-        "VMPIN": user.vm_pin, "VMPlayCallerID": user.vm_play_caller_id,
-        "VMPlayMsgDateTime": user.vm_play_msg_datetime, "VMEmailOptions": user.vm_email_options,
-        "VMDisablePinAuth": False, "Language": "EN", "PromptSet": "", "Require2FA": False, "Enable2FA": False,
-        "SendEmailMissedCalls": False, "AccessPassword": "", "HideInPhonebook": False, "OfficeHoursProps": [],
-        "PrimaryGroupId": user.department_ids[0] if user.department_ids else None,
-        "ClickToCallId": f"ext{user.number}", "Tags": [], "TranscriptionMode": "Inherit",
-    }
-
-
-def _render_profile(profile: ForwardingProfile) -> dict:
-    return {"Id": profile.id, "Name": profile.name, "CustomName": "", "CustomMessage": profile.custom_message,
-            "NoAnswerTimeout": profile.no_answer_timeout_s, "AcceptMultipleCalls": False,
-            "BlockPushCalls": False, "DisableRingGroupCalls": False, "OfficeHoursAutoQueueLogOut": False,
-            "RingMyMobile": False}
-
-
-def _render_membership(directory: Directory, department: Department, number: str) -> dict:
-    """A Pbx.UserGroup: one DN's membership of one department (its `Rights` is a navigation property)."""
-    member_id = directory.users[number].id if number in directory.users else 0
-    return {"Id": department.id * 100000 + member_id, "GroupId": department.id, "Name": department.name,
-            "Number": number, "MemberName": _dn_name(directory, number), "Type": "Extension",
-            "CanDelete": not department.is_default, "Tags": []}
-
-
-def _render_rights(role: str) -> dict:
-    elevated = role != "users"
-    return {"RoleName": role, "CanSeeGroupMembers": True, "CanSeeGroupCalls": elevated,
-            "CanSeeGroupRecordings": elevated, "PerformOperations": elevated, "ShowMyCalls": True,
-            "ShowMyPresence": True, "ShowMyPresenceOutside": False, "AllowToChangePresence": elevated,
-            "AllowToManageCompanyBook": elevated, "AllowParking": True, "AllowIVR": elevated,
-            "CanBargeIn": elevated, "CanIntercom": elevated, "AssignClearOperations": elevated, "Invalid": False}
-
-
-def _render_member(directory: Directory, number: str, skill_group: bool = False) -> dict:
-    """A queue agent/manager or ring group member."""
-    user = directory.users.get(number)
-    row = {"Id": user.id if user else None, "Number": number, "Name": _dn_name(directory, number), "Tags": []}
-    if skill_group:
-        row["SkillGroup"] = "1"
-    return row
-
-
-def _render_queue(directory: Directory, queue: Queue) -> dict:
-    return {"Id": queue.id, "Number": queue.number, "Name": queue.name, "PollingStrategy": queue.polling_strategy,
-            "RingTimeout": queue.ring_timeout_s, "MasterTimeout": queue.master_timeout_s,
-            "EnableIntro": queue.enable_intro, "IntroFile": queue.intro_file,
-            "AnnounceQueuePosition": queue.announce_queue_position,
-            "AnnouncementInterval": queue.announcement_interval_s, "GreetingFile": "", "OnHoldFile": "",
-            "WrapUpTime": 0, "MaxCallersInQueue": 10, "SLATime": 60, "PriorityQueue": False,
-            "Recording": "Disabled", "AgentAvailabilityMode": False, "IsRegistered": True,
-            "ForwardNoAnswer": {"To": "VoiceMail", "Number": queue.number, "Name": queue.name, "External": "",
-                                "Type": "Queue", "Tags": []},
-            "ClickToCallId": f"queue{queue.number}", "TranscriptionMode": "Inherit"}
-
-
-def _render_ring_group(directory: Directory, group: RingGroup) -> dict:
-    return {"Id": group.id, "Number": group.number, "Name": group.name, "RingStrategy": group.ring_strategy,
-            "RingTime": group.ring_time_s, "IsRegistered": True, "GreetingFile": "",
-            "ForwardNoAnswer": {"To": "None", "Number": "", "Name": "", "External": "", "Type": "None", "Tags": []},
-            "ClickToCallId": f"rg{group.number}", "TranscriptionMode": "Inherit"}
-
-
-def _render_ivr(directory: Directory, ivr: Ivr) -> dict:
-    kind = directory.dn_kind(ivr.timeout_forward_dn) if ivr.timeout_forward_dn else None
-    return {"Id": ivr.id, "Number": ivr.number, "Name": ivr.name, "IVRType": "Default",
-            "PromptFilename": ivr.prompt, "PromptSet": "", "Timeout": ivr.timeout_s,
-            "TimeoutForwardDN": ivr.timeout_forward_dn,
-            "TimeoutForwardType": _IVR_FORWARD_TYPES.get(kind or "", "EndCall"),
-            "TimeoutForwardPeerType": _PEER_TYPES.get(kind or "", "None"), "InvalidKeyForwardDN": "",
-            "IsRegistered": True, "TransferEnable": False, "UseMSExchange": False, "ForwardSmsTo": "",
-            "TranscriptionMode": "Inherit"}
-
-
-def _render_trunk(directory: Directory, trunk: Trunk) -> dict:
-    return {"Id": trunk.id, "Number": trunk.number,
-            "Gateway": {"Id": trunk.id, "Name": trunk.name, "Host": trunk.host, "Port": 5060, "Type": "Provider",
-                        "Internal": False, "Lines": trunk.simultaneous_calls},
-            "IsOnline": trunk.is_online, "ExternalNumber": trunk.external_number,
-            "DidNumbers": list(trunk.did_numbers), "Direction": "Both", "SimultaneousCalls": trunk.simultaneous_calls,
-            "EnableInboundCalls": True, "EnableOutboundCalls": True, "OutboundCallerID": trunk.external_number,
-            "AuthID": "", "E164CountryCode": "420", "Tags": [], "TranscriptionMode": "Inherit"}
-
-
-def _render_inbound_rule(directory: Directory, rule: InboundRule) -> dict:
-    destination = _destination(directory, rule.destination)
-    return {"Id": rule.id, "RuleName": rule.name, "Data": rule.did, "CallType": "AllCalls",
-            "Condition": "BasedOnDID", "CustomData": "", "OfficeHoursDestination": destination,
-            "OutOfOfficeHoursDestination": dict(destination), "HolidaysDestination": dict(destination),
-            "AlterDestinationDuringHolidays": False, "AlterDestinationDuringOutOfOfficeHours": False}
-
-
-def _render_department(directory: Directory, department: Department) -> dict:
-    return {"Id": department.id, "Number": department.number, "Name": department.name,
-            "IsDefault": department.is_default, "HasMembers": bool(department.members), "Language": "EN",
-            "TimeZoneId": "Europe/Prague", "AllowCallService": True, "GloballyVisible": False,
-            "ClickToCallId": "", "TranscriptionMode": "Inherit"}
-
-
-def _peers(directory: Directory) -> list[tuple[Any, str]]:
-    return ([(u, "Extension") for u in directory.users.values()] + [(q, "Queue") for q in directory.queues.values()]
-            + [(r, "RingGroup") for r in directory.ring_groups.values()]
-            + [(i, "IVR") for i in directory.ivrs.values()]
-            + [(t, "ExternalLine") for t in directory.trunks.values()]
-            + [(d, "Group") for d in directory.departments.values()])
-
-
-def _render_peer(directory: Directory, item: tuple[Any, str]) -> dict:
-    entity, peer_type = item
-    name = _display_name(entity) if isinstance(entity, User) else entity.name
-    return {"Id": entity.id, "Number": entity.number, "Name": name, "Type": peer_type, "Hidden": False, "Tags": []}
-
-
-_CONTACT_ATTRS = {"FirstName": "first_name", "LastName": "last_name", "CompanyName": "company", "Title": "title",
-                  "Department": "department", "Email": "email", "PhoneNumber": "phone", "Mobile2": "mobile2",
-                  "Home": "home", "Business": "business", "Business2": "business2", "BusinessFax": "business_fax",
-                  "Pager": "pager", "Other": "other", "Tag": "tag"}
-
-
-def _render_contact(directory: Directory, contact: Contact) -> dict:
-    row = {"Id": contact.id}
-    row.update({name: getattr(contact, attr) for name, attr in _CONTACT_ATTRS.items()})
-    row["ContactType"] = "3CX"
-    return row
-
-
-def _render_active_call(directory: Directory, call: Any) -> dict:
-    return {"Id": int(call.id), "Caller": call.caller, "Callee": call.callee, "Status": call.status,
-            "EstablishedAt": _iso(call.established_at), "LastChangeStatus": _iso(call.last_change),
-            "ServerNow": _iso(call.server_now)}
-
-
-def _render_recording(directory: Directory, rec: Recording) -> dict:
-    stamp = rec.start_time.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S")
-    return {"Id": rec.id, "StartTime": _iso(rec.start_time), "EndTime": _iso(rec.end_time),
-            "FromDn": rec.from_dn, "FromDnType": rec.from_dn_type, "FromCallerNumber": rec.from_caller_number,
-            "FromDisplayName": rec.from_display_name, "FromDidNumber": rec.from_did_number, "FromCrmContact": "",
-            "FromIdParticipant": rec.id * 2, "ToDn": rec.to_dn, "ToDnType": rec.to_dn_type,
-            "ToCallerNumber": rec.to_caller_number, "ToDisplayName": rec.to_display_name,
-            "ToDidNumber": rec.to_did_number, "ToCrmContact": "", "ToIdParticipant": rec.id * 2 + 1,
-            "RefParticipantId": rec.id * 2, "CallType": rec.call_type,
-            "RecordingUrl": f"{rec.from_dn}/[{rec.from_display_name}]_{rec.from_dn}-{rec.to_caller_number}"
-                            f"_{stamp}({rec.id}).wav",
-            "ArchivedUrl": "", "IsArchived": False, "IsTranscribed": False, "CanBeTranscribed": False,
-            "Transcription": "", "Summary": "", "SentimentScore": 0, "TranscriptionResult": 0}
-
-
-def _sample_recording() -> Recording:
-    now = datetime.now(timezone.utc)
-    return Recording(id=0, start_time=now, end_time=now, from_dn="", from_dn_type=0, from_caller_number="",
-                     from_display_name="", to_dn="", to_dn_type=0, to_caller_number="", to_display_name="",
-                     call_type="Local")
-
-
-def _iso_duration(seconds: float) -> str:
-    """Seconds as an ISO-8601 duration the way v20 writes them (`PT1M23.5S`, V20-API-NOTES §i)."""
-    total = max(0.0, round(seconds, 3))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = "PT" + (f"{int(hours)}H" if hours else "") + (f"{int(minutes)}M" if minutes else "")
-    if secs or text == "PT":
-        text += f"{secs:.3f}".rstrip("0").rstrip(".") + "S"
-    return text
-
-
-def _render_call_log(directory: Directory, row: CallLogRow) -> dict:
-    recordings = [{"Id": rec_id, "SentimentScore": None, "Summary": None, "Transcription": None}
-                  for rec_id in row.rec_ids]
-    return {"CallId": 1, "Indent": 1, "SegmentId": 1, "MainCallHistoryId": row.main_id,
-            "CallHistoryId": row.row_id, "CdrId": row.row_id, "StartTime": _iso(row.start_time),
-            "SourceDn": row.source_dn, "SourceType": row.source_type, "SourceCallerId": row.source_caller_id,
-            "SourceDisplayName": row.source_name, "DestinationDn": row.destination_dn,
-            "DestinationType": row.destination_type, "DestinationCallerId": row.destination_caller_id,
-            "DestinationDisplayName": row.destination_name, "ActionType": 0, "ActionDnType": None,
-            "actionDnDn": None, "ActionDnCallerId": None, "ActionDnDisplayName": None,
-            "RingingDuration": _iso_duration(row.ringing_s), "TalkingDuration": _iso_duration(row.talking_s),
-            "Answered": row.answered, "Status": row.status, "Reason": row.reason, "Direction": row.direction,
-            "CallType": row.direction, "CallCost": None, "SrcRecId": row.src_rec_id, "DstRecId": row.dst_rec_id,
-            "Recordings": recordings, "RecordingUrl": None, "QualityReport": False, "SubrowDescNumber": 0,
-            "SentimentScore": None, "Summary": None, "Transcription": None}
-
-
-def _sample_call_log() -> CallLogRow:
-    return CallLogRow(main_id="", row_id="", start_time=datetime.now(timezone.utc), source_dn="", source_type=0,
-                      source_caller_id="", source_name="", destination_dn="", destination_type=0,
-                      destination_caller_id="", destination_name="", answered=False, ringing_s=0.0,
-                      talking_s=0.0, direction="", status="")
 
 
 # Function parameters of Pbx.GetCallLogData: a date-time must be UTC with `Z` (another offset was
@@ -384,8 +154,8 @@ class _Xapi:
         def fields(render: Callable, sample: Any) -> tuple[str, ...]:
             return tuple(render(empty, sample))
 
-        rights = EntityType("Pbx.Rights", tuple(_render_rights("users")))
-        membership = EntityType("Pbx.UserGroup", tuple(_render_membership(empty, Department(id=0, number="", name=""),
+        rights = EntityType("Pbx.Rights", tuple(render_rights("users")))
+        membership = EntityType("Pbx.UserGroup", tuple(render_membership(empty, Department(id=0, number="", name=""),
                                                                           "")))
         membership.navigation["Rights"] = Navigation(rights, self._membership_rights)
         membership.navigation["GroupRights"] = Navigation(rights, self._membership_rights)
@@ -398,51 +168,51 @@ class _Xapi:
         peer_group = EntityType("Pbx.PeerGroup", ("GroupID", "Name", "Number", "RoleName", "IsPrimary"))
         nothing = EntityType("Pbx.Entity", ())
 
-        user = EntityType("Pbx.User", fields(_render_user, User(id=0, number="")))
+        user = EntityType("Pbx.User", fields(render_user, User(id=0, number="")))
         user.navigation.update({
             "Groups": Navigation(membership, lambda row: self._memberships_of(row["Number"])),
             "ForwardingProfiles": Navigation(profile, lambda row: [
-                _render_profile(p) for p in self._directory().users[row["Number"]].profiles]),
+                render_profile(p) for p in self._directory().users[row["Number"]].profiles]),
             "ForwardingExceptions": Navigation(nothing, lambda row: []),
             "Greetings": Navigation(nothing, lambda row: []),
             "Phones": Navigation(nothing, lambda row: []),
         })
-        queue = EntityType("Pbx.Queue", fields(_render_queue, Queue(id=0, number="", name="")))
+        queue = EntityType("Pbx.Queue", fields(render_queue, Queue(id=0, number="", name="")))
         queue.navigation.update({
-            "Agents": Navigation(agent, lambda row: [_render_member(self._directory(), n, skill_group=True)
+            "Agents": Navigation(agent, lambda row: [render_member(self._directory(), n, skill_group=True)
                                                      for n in self._directory().queues[row["Number"]].agents]),
-            "Managers": Navigation(manager, lambda row: [_render_member(self._directory(), n)
+            "Managers": Navigation(manager, lambda row: [render_member(self._directory(), n)
                                                          for n in self._directory().queues[row["Number"]].managers]),
             "Groups": Navigation(membership, lambda row: []),
         })
-        ring_group = EntityType("Pbx.RingGroup", fields(_render_ring_group, RingGroup(id=0, number="", name="")))
+        ring_group = EntityType("Pbx.RingGroup", fields(render_ring_group, RingGroup(id=0, number="", name="")))
         ring_group.navigation.update({
-            "Members": Navigation(member, lambda row: [_render_member(self._directory(), n)
+            "Members": Navigation(member, lambda row: [render_member(self._directory(), n)
                                                        for n in self._directory().ring_groups[row["Number"]].members]),
             "Groups": Navigation(membership, lambda row: []),
         })
-        ivr = EntityType("Pbx.Receptionist", fields(_render_ivr, Ivr(id=0, number="", name="")))
+        ivr = EntityType("Pbx.Receptionist", fields(render_ivr, Ivr(id=0, number="", name="")))
         ivr.navigation.update({"Forwards": Navigation(forward, lambda row: []),
                                "Groups": Navigation(membership, lambda row: [])})
-        trunk = EntityType("Pbx.Trunk", fields(_render_trunk, Trunk(id=0, number="", name="")))
-        peer = EntityType("Pbx.Peer", fields(_render_peer, (User(id=0, number=""), "Extension")))
+        trunk = EntityType("Pbx.Trunk", fields(render_trunk, Trunk(id=0, number="", name="")))
+        peer = EntityType("Pbx.Peer", fields(render_peer, (User(id=0, number=""), "Extension")))
         peer.navigation["MemberOf"] = Navigation(peer_group, self._peer_member_of)
         sample_rule = InboundRule(id=0, name="", did="", trunk_number="", destination="")
-        rule = EntityType("Pbx.InboundRule", fields(_render_inbound_rule, sample_rule))
+        rule = EntityType("Pbx.InboundRule", fields(render_inbound_rule, sample_rule))
         rule.navigation["TrunkDN"] = Navigation(peer, self._rule_trunk)
-        group = EntityType("Pbx.Group", fields(_render_department, Department(id=0, number="", name="")))
+        group = EntityType("Pbx.Group", fields(render_department, Department(id=0, number="", name="")))
         group.navigation.update({
             "Members": Navigation(membership, lambda row: self._members_of(row["Id"])),
-            "Rights": Navigation(rights, lambda row: [_render_rights(role) for role in ROLES]),
+            "Rights": Navigation(rights, lambda row: [render_rights(role) for role in ROLES]),
         })
-        contact = EntityType("Pbx.Contact", fields(_render_contact, Contact(id=0)))
-        call = EntityType("Pbx.ActiveCall", fields(_render_active_call, SimpleNamespace(
+        contact = EntityType("Pbx.Contact", fields(render_contact, Contact(id=0)))
+        call = EntityType("Pbx.ActiveCall", fields(render_active_call, SimpleNamespace(
             id=0, caller="", callee="", status="", established_at=None, last_change=None, server_now=None)))
-        recording = EntityType("Pbx.Recording", fields(_render_recording, _sample_recording()))
-        call_log = EntityType("Pbx.CallLogData", fields(_render_call_log, _sample_call_log()))
+        recording = EntityType("Pbx.Recording", fields(render_recording, sample_recording()))
+        call_log = EntityType("Pbx.CallLogData", fields(render_call_log, sample_call_log()))
 
         sets = [
-            _EntitySet("Users", user, lambda d: list(d.users.values()), _render_user, by_number=True,
+            _EntitySet("Users", user, lambda d: list(d.users.values()), render_user, by_number=True,
                        attrs=_USER_ATTRS, enums=_USER_ENUMS,
                        special={"CurrentProfileName": self._set_profile, "ForwardingProfiles": self._set_profiles,
                                 "Groups": self._set_memberships},
@@ -450,13 +220,13 @@ class _Xapi:
                        insert=self._insert_user,
                        delete=self._delete_user, first_number=100,
                        functions={"Pbx.BatchDelete": self._batch_delete, "Pbx.MakeCall": self._make_call}),
-            _EntitySet("Queues", queue, lambda d: list(d.queues.values()), _render_queue, by_number=True,
+            _EntitySet("Queues", queue, lambda d: list(d.queues.values()), render_queue, by_number=True,
                        attrs=_QUEUE_ATTRS, enums={"PollingStrategy": _POLLING},
                        special={"Agents": self._set_list("agents"), "Managers": self._set_list("managers")},
                        create=lambda d, n: Queue(id=d.new_id(), number=n, name=f"Queue {n}"),
                        insert=lambda d, q: d.queues.__setitem__(q.number, q),
                        delete=lambda d, q: d.queues.pop(q.number, None), first_number=800),
-            _EntitySet("RingGroups", ring_group, lambda d: list(d.ring_groups.values()), _render_ring_group,
+            _EntitySet("RingGroups", ring_group, lambda d: list(d.ring_groups.values()), render_ring_group,
                        by_number=True,
                        attrs={"Name": "name", "RingStrategy": "ring_strategy", "RingTime": "ring_time_s"},
                        enums={"RingStrategy": ("Hunt", "RingAll", "Paging")},
@@ -464,26 +234,26 @@ class _Xapi:
                        create=lambda d, n: RingGroup(id=d.new_id(), number=n, name=f"Ring group {n}"),
                        insert=lambda d, r: d.ring_groups.__setitem__(r.number, r),
                        delete=lambda d, r: d.ring_groups.pop(r.number, None), first_number=700),
-            _EntitySet("Receptionists", ivr, lambda d: list(d.ivrs.values()), _render_ivr, by_number=True),
-            _EntitySet("Trunks", trunk, lambda d: list(d.trunks.values()), _render_trunk, by_number=True),
-            _EntitySet("InboundRules", rule, lambda d: list(d.inbound_rules), _render_inbound_rule),
-            _EntitySet("Groups", group, lambda d: list(d.departments.values()), _render_department,
+            _EntitySet("Receptionists", ivr, lambda d: list(d.ivrs.values()), render_ivr, by_number=True),
+            _EntitySet("Trunks", trunk, lambda d: list(d.trunks.values()), render_trunk, by_number=True),
+            _EntitySet("InboundRules", rule, lambda d: list(d.inbound_rules), render_inbound_rule),
+            _EntitySet("Groups", group, lambda d: list(d.departments.values()), render_department,
                        attrs={"Name": "name"}, special={"Members": self._set_group_members}),
-            _EntitySet("Peers", peer, _peers, _render_peer, by_number=True),
-            _EntitySet("Contacts", contact, lambda d: list(d.contacts.values()), _render_contact,
-                       attrs=_CONTACT_ATTRS, enums={"ContactType": ("3CX", "CRM", "Google", "M365")},
+            _EntitySet("Peers", peer, peers, render_peer, by_number=True),
+            _EntitySet("Contacts", contact, lambda d: list(d.contacts.values()), render_contact,
+                       attrs=CONTACT_ATTRS, enums={"ContactType": ("3CX", "CRM", "Google", "M365")},
                        create=lambda d, n: Contact(id=d.new_id()),
                        insert=lambda d, c: d.contacts.__setitem__(c.id, c),
                        delete=lambda d, c: d.contacts.pop(c.id, None),
                        functions={"Pbx.GetContactsByNumber": self._contacts_by_number}),
             _EntitySet("Recordings", recording, lambda d: sorted(d.recordings.values(), key=lambda r: r.id),
-                       _render_recording, needs_owner=True,
+                       render_recording, needs_owner=True,
                        functions={"Pbx.DownloadRecording": self._download_recording}),
-            _EntitySet("ReportCallLogData", call_log, lambda d: list(d.call_log), _render_call_log,
+            _EntitySet("ReportCallLogData", call_log, lambda d: list(d.call_log), render_call_log,
                        needs_owner=True, is_listable=False, functions={"Pbx.GetCallLogData": self._call_log}),
         ]
         result = {s.name: s for s in sets}
-        result["ActiveCalls"] = _EntitySet("ActiveCalls", call, lambda d: [], _render_active_call)
+        result["ActiveCalls"] = _EntitySet("ActiveCalls", call, lambda d: [], render_active_call)
         for entity_set in result.values():
             if entity_set.first_number is not None:
                 suffix = {"Users": "Extension", "Queues": "Queue", "RingGroups": "RingGroup"}[entity_set.name]
@@ -795,18 +565,18 @@ class _Xapi:
 
     def _memberships_of(self, number: str) -> list[dict]:
         directory = self._directory()
-        return [_render_membership(directory, d, number) for d in directory.departments.values()
+        return [render_membership(directory, d, number) for d in directory.departments.values()
                 if number in d.members]
 
     def _members_of(self, department_id: int) -> list[dict]:
         directory = self._directory()
         department = directory.departments[department_id]
-        return [_render_membership(directory, department, n) for n in department.members]
+        return [render_membership(directory, department, n) for n in department.members]
 
     def _membership_rights(self, row: dict) -> dict:
         directory = self._directory()
         department = directory.departments.get(row["GroupId"])
-        return _render_rights(department.members.get(row["Number"], "users") if department else "users")
+        return render_rights(department.members.get(row["Number"], "users") if department else "users")
 
     def _peer_member_of(self, row: dict) -> list[dict]:
         directory = self._directory()
@@ -819,7 +589,7 @@ class _Xapi:
         directory = self._directory()
         rule = next((r for r in directory.inbound_rules if r.id == row["Id"]), None)
         trunk = directory.trunks.get(rule.trunk_number) if rule else None
-        return _render_peer(directory, (trunk, "ExternalLine")) if trunk else None
+        return render_peer(directory, (trunk, "ExternalLine")) if trunk else None
 
     # ------------------------------------------------------------ functions and actions
 
@@ -873,8 +643,8 @@ class _Xapi:
         wanted = re.sub(r"\D", "", number)
 
         def matching(directory: Directory) -> list[dict]:
-            return [_render_contact(directory, c) for c in directory.contacts.values()
-                    if wanted and any(_same_number(wanted, getattr(c, attr)) for attr in _CONTACT_ATTRS.values()
+            return [render_contact(directory, c) for c in directory.contacts.values()
+                    if wanted and any(_same_number(wanted, getattr(c, attr)) for attr in CONTACT_ATTRS.values()
                                       if attr not in ("first_name", "last_name", "company", "title", "department",
                                                       "email", "tag"))]
         return self._list(entity_set, "Contacts", entity_set.type, matching)
@@ -917,7 +687,7 @@ class _Xapi:
         starts: dict[str, datetime] = {}
         for row in log:
             starts[row.main_id] = min(starts.get(row.main_id, row.start_time), row.start_time)
-        rows = [_render_call_log(directory, row) for row in log if since <= starts[row.main_id] <= until]
+        rows = [render_call_log(directory, row) for row in log if since <= starts[row.main_id] <= until]
         page, count = apply(query, entity_set.type, rows)
         body: dict[str, Any] = {"@odata.context": self._context("Collection(Pbx.CallLogData)")}
         if query.count:
@@ -930,7 +700,7 @@ class _Xapi:
         if key is None and rest is None and method == "GET":
             calls = engine.active_calls()   # outside the directory lock: the engine takes its own locks
             return self._list(entity_set, None, entity_set.type,
-                              lambda d: [_render_active_call(d, c) for c in calls])
+                              lambda d: [render_active_call(d, c) for c in calls])
         if key is not None and rest == "Pbx.DropCall" and method == "POST":
             if not re.fullmatch(r"\d+", key.strip()):
                 raise XapiError(400, f"The key value '{key}' was not recognized for entity set 'ActiveCalls'.")
@@ -941,7 +711,7 @@ class _Xapi:
             calls = [c for c in engine.active_calls() if str(c.id) == key.strip()]
             if not calls:
                 raise XapiError(404, f"ActiveCall with key '{key}' was not found.")
-            row = _render_active_call(self._directory(), calls[0])
+            row = render_active_call(self._directory(), calls[0])
             return _json({"@odata.context": self._context("ActiveCalls/$entity"), **row})
         raise XapiError(404, f"No HTTP resource was found that matches the request URI '{request.url}'.")
 

@@ -43,7 +43,7 @@ import gateway
 from gateway.clock import Clock
 from gateway.config import WebhooksConfig, WebhookTarget
 from gateway.webhooks import policy
-from gateway.webhooks.outbox import DEFAULT_TARGET, STATES, Outbox, OutboxEvent
+from gateway.webhooks.outbox import DEFAULT_TARGET, Outbox, OutboxCounts, OutboxEvent
 from gateway.webhooks.signing import sign
 
 logger = logging.getLogger(__name__)
@@ -143,10 +143,9 @@ class Delivery:
         """For health checks: whether delivery is on and running, what is in flight, the counts."""
         with self._lock:
             in_flight = len(self._in_flight)
-        counts = self._outbox.counts_by_target().get(self.name, {state: 0 for state in STATES})
+        counts = self._outbox.tally_by_target().get(self.name, OutboxCounts())
         return DeliveryStatus(enabled=self.is_enabled, running=self.is_running, in_flight=in_flight,
-                              pending=counts["pending"], failed=counts["failed"],
-                              delivered=counts["delivered"])
+                              pending=counts.pending, failed=counts.failed, delivered=counts.delivered)
 
     # --- synchronous ---------------------------------------------------------------------------
 

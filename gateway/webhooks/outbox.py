@@ -40,12 +40,36 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from gateway.clock import Clock
+from gateway.db import ThreadConnections, Transaction
 
 logger = logging.getLogger(__name__)
 
 FILENAME = "outbox.sqlite3"
 DEFAULT_TARGET = "default"   # = gateway.config.DEFAULT_TARGET: the [webhooks] target
 STATES = ("pending", "delivered", "failed")
+
+
+@dataclass(frozen=True)
+class OutboxCounts:
+    """How many events are in each state (one field per name in STATES)."""
+
+    pending: int = 0
+    delivered: int = 0
+    failed: int = 0
+
+    def of(self, state: str) -> int:
+        """The count of one of STATES."""
+        return int(getattr(self, state))
+
+    def as_dict(self) -> dict[str, int]:
+        """{"pending": n, "delivered": n, "failed": n}, as /healthz shows it."""
+        return {state: self.of(state) for state in STATES}
+
+    @staticmethod
+    def total(parts: Iterable[OutboxCounts]) -> OutboxCounts:
+        """The sum of several targets' counts."""
+        parts = list(parts)
+        return OutboxCounts(**{state: sum(part.of(state) for part in parts) for state in STATES})
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS events (
@@ -119,13 +143,13 @@ class Outbox:
         self.path = Path(path)
         self.is_enabled = enabled
         self._clock = clock
-        self._local = threading.local()
         self._callbacks: list[Callable[[], None]] = []
         self._schema_lock = threading.Lock()
         # Writers of this process queue here, not in SQLite's busy handler: that one sleeps (up to
         # 100 ms a try) when the write lock is taken, which under a burst delays every webhook.
         self._write_lock = threading.Lock()
         self._has_schema = False
+        self._connections = ThreadConnections(self.path, synchronous="FULL", prepare=self._prepare)
 
     # --- connections ---------------------------------------------------------------------------
 
@@ -134,35 +158,26 @@ class Outbox:
 
         Nothing touches the disk before the first use, so building the object does no I/O.
         """
-        db = getattr(self._local, "db", None)
-        if db is None:
-            try:
-                with self._schema_lock:
-                    if not self._has_schema:
-                        self.path.parent.mkdir(parents=True, exist_ok=True)
-                    db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-                    db.row_factory = sqlite3.Row
-                    db.execute("PRAGMA journal_mode=WAL")
-                    db.execute("PRAGMA synchronous=FULL")
-                    if not self._has_schema:
-                        db.executescript(_TABLE)
-                        _migrate(db, self.path)
-                        db.executescript(_INDEXES)
-                        self._has_schema = True
-            except (OSError, sqlite3.Error) as exc:
-                raise OutboxError(f"cannot open the webhook outbox {self.path}: {exc}") from exc
-            self._local.db = db
-        return db
+        try:
+            return self._connections.get()
+        except (OSError, sqlite3.Error) as exc:
+            raise OutboxError(f"cannot open the webhook outbox {self.path}: {exc}") from exc
 
-    def _write(self) -> _Transaction:
-        return _Transaction(self._db(), self._write_lock)
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        db.row_factory = sqlite3.Row
+        with self._schema_lock:
+            if not self._has_schema:
+                db.executescript(_TABLE)
+                _migrate(db, self.path)
+                db.executescript(_INDEXES)
+                self._has_schema = True
+
+    def _write(self) -> Transaction:
+        return Transaction(self._db(), self._write_lock)
 
     def close(self) -> None:
         """Close the calling thread's connection (other threads' close when those threads end)."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._connections.close()
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -206,7 +221,7 @@ class Outbox:
         `writer.add` records nothing but `writer.db` still works.
         """
         writer = OutboxWriter(self._db(), self.is_enabled, self._clock.time())
-        with _Transaction(writer.db, self._write_lock):
+        with Transaction(writer.db, self._write_lock):
             yield writer
         if writer.added:
             self._notify()
@@ -300,22 +315,26 @@ class Outbox:
         row = self._db().execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
         return _event(row) if row else None
 
-    def counts(self) -> dict[str, int]:
-        """How many events are in each state: {"pending": n, "failed": n, "delivered": n}."""
-        counts = {state: 0 for state in STATES}
-        for by_state in self.counts_by_target().values():
-            for state, count in by_state.items():
-                counts[state] += count
-        return counts
+    def tally(self) -> OutboxCounts:
+        """How many events are in each state, over every target."""
+        return OutboxCounts.total(self.tally_by_target().values())
 
-    def counts_by_target(self) -> dict[str, dict[str, int]]:
-        """The same counts per target name: {"default": {"pending": n, ...}, "crm": {...}}."""
-        counts: dict[str, dict[str, int]] = {}
+    def tally_by_target(self) -> dict[str, OutboxCounts]:
+        """The same counts per target name."""
+        by_target: dict[str, dict[str, int]] = {}
         if self.is_enabled:
             for target, state, count in self._db().execute(
                     "SELECT target, state, COUNT(*) FROM events GROUP BY target, state"):
-                counts.setdefault(target, {name: 0 for name in STATES})[state] = count
-        return counts
+                by_target.setdefault(target, {})[state] = count
+        return {target: OutboxCounts(**by_state) for target, by_state in by_target.items()}
+
+    def counts(self) -> dict[str, int]:
+        """`tally()` as a dict {"pending": n, "delivered": n, "failed": n} (what the tests compare)."""
+        return self.tally().as_dict()
+
+    def counts_by_target(self) -> dict[str, dict[str, int]]:
+        """`tally_by_target()` as dicts: {"default": {"pending": n, ...}, "crm": {...}}."""
+        return {target: counts.as_dict() for target, counts in self.tally_by_target().items()}
 
     def events(self, state: str | None = None, limit: int = 100, *,
                target: str | None = None) -> list[OutboxEvent]:
@@ -377,30 +396,6 @@ def _new_event_id(params: dict[str, Any], method: str | None) -> str:
     return uuid.uuid4().hex
 
 
-class _Transaction:
-    """`with`: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection, holding
-    `lock` (the outbox's writers in this process) throughout."""
-
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
-        self._db = db
-        self._lock = lock
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._lock.acquire()
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self._lock.release()
-            raise
-        return self._db
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        try:
-            self._db.execute("COMMIT" if kind is None else "ROLLBACK")
-        finally:
-            self._lock.release()
-
-
 def _heads(skip_calls: Iterable[str], target: str) -> tuple[str, list[str]]:
     """SQL selecting the seq of each of `target`'s calls' oldest pending event, and its parameters."""
     skip = list(skip_calls)
@@ -454,10 +449,11 @@ def list_lines(outbox: Outbox, state: str | None = "failed", limit: int = 100,
                target: str | None = None) -> list[str]:
     """`outbox list`: a summary line of counts, one per target, then one line per event in `state`
     (None: all) of `target` (None: every target)."""
-    counts = outbox.counts()
-    lines = [", ".join(f"{name}: {counts[name]}" for name in STATES)]
-    lines += [f"target {name}: " + ", ".join(f"{state}: {by_state[state]}" for state in STATES)
-              for name, by_state in sorted(outbox.counts_by_target().items())
+    by_target = outbox.tally_by_target()
+    counts = OutboxCounts.total(by_target.values())
+    lines = [", ".join(f"{name}: {counts.of(name)}" for name in STATES)]
+    lines += [f"target {name}: " + ", ".join(f"{state}: {by_state.of(state)}" for state in STATES)
+              for name, by_state in sorted(by_target.items())
               if target is None or name == target]
     lines += [format_event(event) for event in outbox.events(state, limit, target=target)]
     return lines

@@ -17,7 +17,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from gateway.sim.engine import ActionRefused, Call, Engine, Participant
+from gateway.sim.calls import ActionRefused, Call, Participant
+from gateway.sim.engine import Engine
 
 logger = logging.getLogger(__name__)
 
