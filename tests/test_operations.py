@@ -9,6 +9,9 @@ from tests.support.config import ACCESS_KEY
 from tests.support.wait import wait_until
 
 
+TALK_S = 20   # simulated seconds (0.4 s at the test simulator's 50x): long enough to be read as answered
+
+
 def _health(client) -> tuple[int, dict]:
     response = client.get("/healthz")
     return response.status_code, response.get_json()
@@ -68,7 +71,7 @@ def test_metrics_count_requests_by_command_and_status(client, webapi):
 def test_metrics_follow_webhooks_and_live_calls(sim, live_gateway, client, receiver):
     wait_until(lambda: _health(client)[0] == 200, timeout_s=10)
 
-    sim.play(inbound("+420774852529").to_extension("101").answered_by("101").talk(2).caller_hangs_up())
+    sim.play(inbound("+420774852529").to_extension("101").answered_by("101").talk(TALK_S).caller_hangs_up())
     receiver.wait_for(3)
 
     wait_until(lambda: _metric(client, "gateway_webhooks", state="delivered") >= 3, timeout_s=10)
@@ -85,11 +88,13 @@ def test_no_secret_in_any_log_line(sim, config, live_gateway, client, webapi, re
     webapi("ext.fwd.set", num="101", status="Away")
     client.get("/webapi/not-the-key/all.ext.get")
     client.get(f"/webapi/{ACCESS_KEY}/no.such.command")
+    connects = live_gateway.stream.connects
     sim.faults.expire_tokens()
     webapi("all.ext.get")
-    # The refreshed token replaces the one the event stream used; wait until it is back and synced.
-    wait_until(lambda: _health(client)[0] == 200, timeout_s=10)
-    sim.play(inbound("+420774852529").to_extension("102").answered_by("102").talk(1).caller_hangs_up())
+    # The refreshed token replaces the one the event stream used; wait until it has reconnected with
+    # it and is synced (health alone may still be the old connection's 200 for a moment).
+    wait_until(lambda: live_gateway.stream.connects > connects and _health(client)[0] == 200, timeout_s=10)
+    sim.play(inbound("+420774852529").to_extension("102").answered_by("102").talk(TALK_S).caller_hangs_up())
     receiver.wait_for(3)
 
     lines = [record.getMessage() for record in caplog.records]
