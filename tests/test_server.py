@@ -28,7 +28,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _write_config(tmp_path, sim, receiver, port: int, *, webhooks: str = ""):
+def _write_config(tmp_path, sim, receiver, port: int, *, webhooks: str = "end_grace_s = 0.5\n"):
+    """A config file for a real service process; its [webhooks] lines are `webhooks` (the end grace
+    is the test config's 0.5 s by default, not the 3 s production default)."""
     path = tmp_path / "config.ini"
     path.write_text(
         f"[pbx]\nurl = {sim.url}\nclient_id = {sim.client_id}\nclient_secret = {sim.client_secret}\n"
@@ -77,7 +79,7 @@ def test_webhooks_pending_when_the_service_is_killed_are_sent_after_restart(sim,
     first = _start(config_path, start_new_session=True)
     try:
         wait_until(lambda: _healthy(f"http://127.0.0.1:{port}"), timeout_s=30, interval_s=0.2)
-        sim.play(inbound("+420774852529").to_extension("101").answered_by("101").talk(1).caller_hangs_up())
+        sim.play(inbound("+420774852529").to_extension("101").answered_by("101").talk(20).caller_hangs_up())
         wait_until(lambda: receiver.refused >= 3, timeout_s=15)
     finally:
         os.killpg(first.pid, signal.SIGKILL)    # master and worker, no chance to clean up
@@ -143,7 +145,7 @@ def _duration_s(title: str) -> int:
 def test_call_talking_across_a_restart_keeps_its_id_and_ends_once(sim, receiver, tmp_path, stop):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    config_path = _write_config(tmp_path, sim, receiver, port, webhooks="end_grace_s = 0.5\n")
+    config_path = _write_config(tmp_path, sim, receiver, port)
     first = _start(config_path, start_new_session=True)
     try:
         wait_until(lambda: _healthy(base), timeout_s=30, interval_s=0.2)
@@ -165,7 +167,9 @@ def test_call_talking_across_a_restart_keeps_its_id_and_ends_once(sim, receiver,
         wait_until(lambda: _healthy(base), timeout_s=30, interval_s=0.2)
         sim.engine.hang_up(talking.call_id)
         hung_up_at = time.time()
-        receiver.wait_for(8)
+        # The end, then the FILES webhook of a call recorded for minutes of simulated time: its
+        # recording is waited for, downloaded and converted by a service that just started.
+        receiver.wait_for(8, timeout_s=30)
         wait_until(lambda: _is_settled(base), timeout_s=15)
     finally:
         second.send_signal(signal.SIGTERM)

@@ -64,8 +64,9 @@ def test_recorded_call_gives_mp3_and_files_webhook(sim, live_gateway, receiver, 
 
 
 def test_blind_transfer_gives_one_files_webhook_per_leg(sim, live_gateway, receiver, probe):
+    # The target rings and talks long enough (0.2 s, 0.4 s at 50x) to be read ringing, then answered.
     sim.play(inbound(CALLER).to_extension("101").answered_by("101").talk(3)
-             .blind_transfer(by="101", to="103").answered_by("103").talk(4).caller_hangs_up())
+             .blind_transfer(by="101", to="103").rings(10).answered_by("103").talk(20).caller_hangs_up())
 
     first, second = files_webhooks(receiver, 2)
 
