@@ -17,12 +17,13 @@ def free_port() -> int:
 
 
 def write_config(tmp_path: Path, sim: Any, receiver: Any, port: int) -> Path:
-    """A config.ini for the simulator `sim` and the webhook receiver `receiver`, state under tmp_path."""
+    """A config.ini for the simulator `sim` and the webhook receiver `receiver`, state under tmp_path;
+    calls end 0.5 s after their last leg, as in the test config (the production default is 3 s)."""
     path = tmp_path / "config.ini"
     path.write_text(
         f"[pbx]\nurl = {sim.url}\nclient_id = {sim.client_id}\nclient_secret = {sim.client_secret}\n"
         f"[webapi]\nkey = {KEY}\nlisten = 127.0.0.1:{port}\n"
-        f"[webhooks]\nurl = {receiver.url}\n"
+        f"[webhooks]\nurl = {receiver.url}\nend_grace_s = 0.5\n"
         f"[recordings]\nmp3_dir = {tmp_path / 'mp3'}\n"
         f"[storage]\nstate_dir = {tmp_path / 'state'}\n", encoding="utf-8")
     return path
