@@ -2,6 +2,10 @@
 
 The real TokenSource, Call Control client, XAPI client, WebSocket event stream, watcher, SQLite
 outbox and delivery run against the simulator; the receiver is a real local HTTP server.
+
+A ring or talk whose state a webhook reports lasts 10 simulated seconds or more (0.2 s at the
+test simulator's 50x), so that a loaded machine still reads each state before the next step
+replaces it; rings stay under the simulator's 20 s queue ring and no-answer timeouts.
 """
 from __future__ import annotations
 
@@ -137,7 +141,8 @@ def test_queue_call_abandoned_is_missed_at_the_queue(sim, receiver, live):
 
 def test_blind_transfer_answered_by_the_target(sim, receiver, live):
     played = sim.play(inbound(CALLER, did=DID).to_extension("101").answered_by("101").talk(5)
-                      .blind_transfer(by="101", to="103").answered_by("103").talk(5).caller_hangs_up())
+                      .blind_transfer(by="101", to="103").rings(12).answered_by("103").talk(20)
+                      .caller_hangs_up())
 
     webhooks = received(receiver, live, 6, played.call_id)
 
@@ -153,7 +158,7 @@ def test_blind_transfer_answered_by_the_target(sim, receiver, live):
 
 def test_attended_transfer_starts_the_target_as_accomp(sim, receiver, live):
     played = sim.play(inbound(CALLER, did=DID).to_extension("101").answered_by("101").talk(5)
-                      .attended_transfer(by="101", to="103").talk(5).caller_hangs_up())
+                      .attended_transfer(by="101", to="103").talk(20).caller_hangs_up())
 
     webhooks = received(receiver, live, 5, played.call_id)
 
@@ -197,7 +202,7 @@ def test_outbound_call_not_answered_is_missed(sim, receiver, live):
 
 def test_ring_group_call_rings_as_other_with_one_id(sim, receiver, live):
     played = sim.play(inbound(CALLER, did=DID).to_ring_group("700", rings=["101", "102"]).rings(10)
-                      .answered_by("102").talk(5).caller_hangs_up())
+                      .answered_by("102").talk(20).caller_hangs_up())
 
     webhooks = received(receiver, live, 4, played.call_id)
 
