@@ -328,14 +328,6 @@ class Outbox:
                 by_target.setdefault(target, {})[state] = count
         return {target: OutboxCounts(**by_state) for target, by_state in by_target.items()}
 
-    def counts(self) -> dict[str, int]:
-        """`tally()` as a dict {"pending": n, "delivered": n, "failed": n} (what the tests compare)."""
-        return self.tally().as_dict()
-
-    def counts_by_target(self) -> dict[str, dict[str, int]]:
-        """`tally_by_target()` as dicts: {"default": {"pending": n, ...}, "crm": {...}}."""
-        return {target: counts.as_dict() for target, counts in self.tally_by_target().items()}
-
     def events(self, state: str | None = None, limit: int = 100, *,
                target: str | None = None) -> list[OutboxEvent]:
         """Events in `state` (or all) of `target` (or every target), oldest first, at most `limit`."""

@@ -32,7 +32,7 @@ def outage_during(sim, gateway, *scenarios, refuse: str = "websockets", seconds:
 
 def settled(gateway) -> bool:
     status = gateway.recovery.status()
-    return (status.deferred == 0 and not status.last_error and gateway.outbox.counts()["pending"] == 0
+    return (status.deferred == 0 and not status.last_error and gateway.outbox.tally().pending == 0
             and gateway.recordings.status().pending == 0)
 
 

@@ -61,7 +61,7 @@ class Live:
 
     def settled(self) -> bool:
         """No call in progress and nothing left to send."""
-        return self.watcher.status().calls == 0 and self.outbox.counts()["pending"] == 0
+        return self.watcher.status().calls == 0 and self.outbox.tally().pending == 0
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ def record(sim: Any, receiver: Any, state_dir: Path, webhooks: dict[str, str]) -
         wait_until(lambda: view.is_live, timeout_s=10)
         for scenario in scenarios():
             sim.play(scenario)
-            wait_until(lambda: len(table) == 0 and outbox.counts()["pending"] == 0, timeout_s=20)
+            wait_until(lambda: len(table) == 0 and outbox.tally().pending == 0, timeout_s=20)
     finally:
         watcher.stop(5)
         delivery.stop(5)

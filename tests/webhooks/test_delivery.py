@@ -13,7 +13,7 @@ import pytest
 import gateway
 from gateway.clock import Clock
 from gateway.webhooks.delivery import Delivery
-from gateway.webhooks.outbox import Outbox
+from gateway.webhooks.outbox import Outbox, OutboxCounts
 from gateway.webhooks.policy import BACKOFF_CAP_S, CLIENT_ERROR_ATTEMPTS
 from tests.support.wait import wait_until
 from tests.support.webhooks import webhooks_config as webhooks
@@ -40,7 +40,7 @@ def deliver_all(delivery: Delivery, clock, outbox: Outbox, rounds: int = 50) -> 
         if next_at is None:
             return
         clock.advance(max(next_at - clock.time(), 0))
-    raise AssertionError(f"still pending after {rounds} rounds: {outbox.counts()}")
+    raise AssertionError(f"still pending after {rounds} rounds: {outbox.tally()}")
 
 
 def test_get_appends_params_as_query_keeping_the_urls_own_query(receiver, outbox, clock):
@@ -58,7 +58,7 @@ def test_get_appends_params_as_query_keeping_the_urls_own_query(receiver, outbox
     assert got.headers["User-Agent"] == f"3cx-gateway/{gateway.__version__}"
     assert got.headers["X-Webhook-Id"] == event_id
     assert "X-Webhook-Signature" not in got.headers
-    assert outbox.counts() == {"pending": 0, "failed": 0, "delivered": 1}
+    assert outbox.tally() == OutboxCounts(pending=0, failed=0, delivered=1)
 
 
 def test_get_encodes_special_characters(receiver, outbox, clock):
@@ -129,16 +129,16 @@ def test_receiver_down_then_up_delivers_everything_in_call_order(receiver, outbo
         delivery.run_due()
         clock.advance(BACKOFF_CAP_S * 2)
 
-    pending_while_down = outbox.counts()
+    pending_while_down = outbox.tally()
     receiver.status = 200
     deliver_all(delivery, clock, outbox)
 
-    assert pending_while_down == {"pending": 6, "failed": 0, "delivered": 0}
+    assert pending_while_down == OutboxCounts(pending=6, failed=0, delivered=0)
     assert receiver.refused == 8  # only the head of each call was tried, four times each
     got = receiver.wait_for(6)
     for key, key_ids in ids.items():
         assert [r.headers["X-Webhook-Id"] for r in got if r.params["call"] == key] == key_ids
-    assert outbox.counts() == {"pending": 0, "failed": 0, "delivered": 6}
+    assert outbox.tally() == OutboxCounts(pending=0, failed=0, delivered=6)
 
 
 def test_retry_waits_for_the_backoff(receiver, outbox, clock):
@@ -165,19 +165,19 @@ def test_client_error_fails_after_a_few_tries_then_requeue_delivers(receiver, ou
         delivery.run_due()
         clock.advance(BACKOFF_CAP_S * 2)
 
-    counts_after_404s = outbox.counts()
+    counts_after_404s = outbox.tally()
     [failed] = outbox.failed()
     receiver.status = 200
     delivery.run_due()
     requeued = outbox.requeue()
     delivery.run_due()
 
-    assert counts_after_404s == {"pending": 1, "failed": 1, "delivered": 0}
+    assert counts_after_404s == OutboxCounts(pending=1, failed=1, delivered=0)
     assert (failed["id"], failed["attempts"], failed["last_error"]) == \
         (first, CLIENT_ERROR_ATTEMPTS, "HTTP 404")
     assert requeued == 1
     assert [r.headers["X-Webhook-Id"] for r in receiver.wait_for(2)] == [second, first]
-    assert outbox.counts() == {"pending": 0, "failed": 0, "delivered": 2}
+    assert outbox.tally() == OutboxCounts(pending=0, failed=0, delivered=2)
 
 
 def test_retrying_stops_after_retry_hours(receiver, outbox, clock):
@@ -246,7 +246,7 @@ def test_threads_deliver_promptly_in_call_order_across_calls(receiver, outbox):
     assert not delivery.is_running
     for key, key_ids in ids.items():
         assert [r.headers["X-Webhook-Id"] for r in got if r.params["call"] == key] == key_ids
-    wait_until(lambda: outbox.counts()["delivered"] == 50)
+    wait_until(lambda: outbox.tally().delivered == 50)
 
 
 def test_threads_retry_after_the_receiver_recovers(receiver, outbox, clock):

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from gateway.webhooks.outbox import Outbox, OutboxError, list_lines, outbox_path, requeue_ids
+from gateway.webhooks.outbox import Outbox, OutboxCounts, OutboxError, list_lines, outbox_path, requeue_ids
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_failed_event_lets_the_next_event_of_its_call_go(outbox):
     outbox.mark_failed(first, "HTTP 404")
 
     assert heads(outbox) == [("call-a", 1)]
-    assert outbox.counts() == {"pending": 1, "failed": 1, "delivered": 0}
+    assert outbox.tally() == OutboxCounts(pending=1, failed=1, delivered=0)
     [failed] = outbox.failed()
     assert (failed["id"], failed["state"], failed["last_error"], failed["attempts"]) == \
         (first, "failed", "HTTP 404", 1)
@@ -112,12 +112,12 @@ def test_requeue_makes_failed_events_due_again_first_in_their_call(outbox, clock
     assert heads(outbox) == [("call-a", 0)]
     event = outbox.get(first)
     assert (event.state, event.attempts, event.retry_since) == ("pending", 0, clock.time())
-    assert outbox.requeue() == 1 and outbox.counts()["failed"] == 0
+    assert outbox.requeue() == 1 and outbox.tally().failed == 0
 
 
 def test_on_add_is_called_after_add_and_requeue(outbox):
     calls = []
-    outbox.on_add(lambda: calls.append(outbox.counts()["pending"]))
+    outbox.on_add(lambda: calls.append(outbox.tally().pending))
 
     event_id = outbox.add("call-a", {"n": 0})
     outbox.mark_failed(event_id, "HTTP 400")
@@ -138,7 +138,7 @@ def test_purge_delivered_keeps_recent_and_undelivered_events(outbox, clock):
 
     assert purged == 1
     assert outbox.get(old) is None and outbox.get(recent).state == "delivered"
-    assert outbox.counts() == {"pending": 1, "failed": 0, "delivered": 1}
+    assert outbox.tally() == OutboxCounts(pending=1, failed=0, delivered=1)
 
 
 def test_threads_add_concurrently_each_with_its_own_connection(outbox):
@@ -152,7 +152,7 @@ def test_threads_add_concurrently_each_with_its_own_connection(outbox):
     for thread in threads:
         thread.join()
 
-    assert outbox.counts()["pending"] == 100
+    assert outbox.tally().pending == 100
     assert sorted(heads(outbox)) == [(f"call-{k}", 0) for k in range(4)]
 
 
@@ -162,7 +162,7 @@ def test_disabled_outbox_records_nothing(tmp_path, clock):
     event_id = outbox.add("call-a", {"n": 0})
 
     assert len(event_id) == 32
-    assert outbox.due(10) == [] and outbox.counts() == {"pending": 0, "failed": 0, "delivered": 0}
+    assert outbox.due(10) == [] and outbox.tally() == OutboxCounts(pending=0, failed=0, delivered=0)
     assert not (tmp_path / "off").exists()
 
 
@@ -192,7 +192,7 @@ def test_cli_functions_list_and_requeue(tmp_path, clock):
     assert lines[:2] == ["pending: 1, delivered: 0, failed: 1", "target default: pending: 1, delivered: 0, failed: 1"]
     assert len(lines) == 3 and lines[2].startswith(bad) and "error=HTTP 404" in lines[2]
     assert "event=ringing" in lines[2] and "call=call-a" in lines[2] and "target=default" in lines[2]
-    assert requeued == 1 and outbox.counts()["failed"] == 0
+    assert requeued == 1 and outbox.tally().failed == 0
 
 
 def test_each_target_is_its_own_queue(outbox):
@@ -206,5 +206,5 @@ def test_each_target_is_its_own_queue(outbox):
 
     assert crm_before == [("call-a", 1)] and default == [("call-a", 2)]
     assert heads(outbox, target="crm") == [("call-a", 3)]
-    assert outbox.counts_by_target() == {"crm": {"pending": 1, "delivered": 1, "failed": 0},
-                                         "default": {"pending": 1, "delivered": 0, "failed": 0}}
+    assert outbox.tally_by_target() == {"crm": OutboxCounts(pending=1, delivered=1, failed=0),
+                                         "default": OutboxCounts(pending=1, delivered=0, failed=0)}

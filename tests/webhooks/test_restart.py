@@ -9,7 +9,7 @@ import pytest
 
 from gateway.clock import Clock, FakeClock
 from gateway.webhooks.delivery import Delivery
-from gateway.webhooks.outbox import Outbox
+from gateway.webhooks.outbox import Outbox, OutboxCounts
 from tests.support.webhooks import CHILD_CODE
 from tests.support.webhooks import webhooks_config as webhooks
 
@@ -52,7 +52,7 @@ def test_events_of_a_killed_process_are_delivered_by_the_next(receiver, tmp_path
     for k in range(3):
         in_call = [r.headers["X-Webhook-Id"] for r in got if r.params["call"] == f"call-{k}"]
         assert in_call == [i for n, i in enumerate(ids) if n % 3 == k]
-    assert outbox.counts() == {"pending": 0, "failed": 0, "delivered": 12}
+    assert outbox.tally() == OutboxCounts(pending=0, failed=0, delivered=12)
 
 
 def test_events_retried_by_a_killed_process_keep_their_ids_and_attempts(receiver, tmp_path):

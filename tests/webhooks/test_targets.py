@@ -6,6 +6,7 @@ import pytest
 
 from gateway.config import from_dict
 from gateway.sim.scenarios import inbound, internal, outbound
+from gateway.webhooks.outbox import OutboxCounts
 from tests.support.config import ACCESS_KEY
 from tests.support.receiver import Receiver
 from tests.support.wait import wait_until
@@ -63,7 +64,7 @@ def summary(receiver) -> list[tuple[str, str]]:
 
 
 def settled(services) -> bool:
-    return len(services.table) == 0 and services.outbox.counts()["pending"] == 0
+    return len(services.table) == 0 and services.outbox.tally().pending == 0
 
 
 def test_each_target_receives_exactly_the_events_its_filters_select(sim, receiver, receivers, tmp_path, running):
@@ -120,17 +121,17 @@ def test_a_target_that_is_down_delays_no_other_and_then_catches_up_in_order(sim,
              .answered_by("102").talk(5).caller_hangs_up())
     sim.play(outbound("101", CALLER).answered().talk(5).hangs_up(by="101"))
     receiver.wait_for(6)
-    wait_until(lambda: services.outbox.counts_by_target()["crm"]["pending"] == 6)   # all written, none sent
-    down = services.outbox.counts_by_target()["crm"]
+    wait_until(lambda: services.outbox.tally_by_target()["crm"].pending == 6)   # all written, none sent
+    down = services.outbox.tally_by_target()["crm"]
     crm.status = 200
     crm.wait_for(6, timeout_s=15)
     wait_until(lambda: settled(services), timeout_s=15)
 
-    assert crm.refused >= 1 and down["pending"] == 6 and down["delivered"] == 0
+    assert crm.refused >= 1 and down.pending == 6 and down.delivered == 0
     assert by_call(crm) == by_call(receiver)
     assert len({r.headers["X-Webhook-Id"] for r in crm.received}) == 6
-    assert services.outbox.counts_by_target() == {"default": {"pending": 0, "delivered": 6, "failed": 0},
-                                                  "crm": {"pending": 0, "delivered": 6, "failed": 0}}
+    assert services.outbox.tally_by_target() == {"default": OutboxCounts(pending=0, delivered=6, failed=0),
+                                                  "crm": OutboxCounts(pending=0, delivered=6, failed=0)}
 
 
 @pytest.fixture
@@ -319,4 +320,4 @@ def test_outbox_list_and_requeue_by_target(sim, tmp_path, capsys):
     assert listed[:2] == ["pending: 0, delivered: 0, failed: 2", "target crm: pending: 0, delivered: 0, failed: 1"]
     assert len(listed) == 3 and "target=crm" in listed[2]
     assert requeued.strip() == "requeued 1 webhook(s)"
-    assert outbox.counts_by_target()["default"]["failed"] == 1 and outbox.counts_by_target()["crm"]["pending"] == 1
+    assert outbox.tally_by_target()["default"].failed == 1 and outbox.tally_by_target()["crm"].pending == 1

@@ -8,7 +8,7 @@ import sqlite3
 from gateway.clock import Clock
 from gateway.config import WebhookTarget
 from gateway.webhooks.delivery import Deliveries
-from gateway.webhooks.outbox import Outbox, list_lines
+from gateway.webhooks.outbox import Outbox, OutboxCounts, list_lines
 from tests.support.wait import wait_until
 
 # The file layout of the previous version (commit e5c5e82, gateway/webhooks/outbox.py), verbatim.
@@ -62,7 +62,7 @@ def test_events_queued_before_the_upgrade_go_to_the_default_target(receiver, tmp
     deliveries.start()
     try:
         receiver.wait_for(2)
-        wait_until(lambda: outbox.counts()["pending"] == 0, timeout_s=10)
+        wait_until(lambda: outbox.tally().pending == 0, timeout_s=10)
     finally:
         deliveries.stop(5)
         other.stop()
@@ -70,14 +70,14 @@ def test_events_queued_before_the_upgrade_go_to_the_default_target(receiver, tmp
     assert [(r.headers["X-Webhook-Id"], r.params["event"]) for r in receiver.received] == [
         ("a" * 32, "ringing"), ("b" * 32, "incoming")]
     assert other.received == []
-    assert outbox.counts_by_target() == {"default": {"pending": 0, "delivered": 2, "failed": 1}}
+    assert outbox.tally_by_target() == {"default": OutboxCounts(pending=0, delivered=2, failed=1)}
     assert f"{'c' * 32}  failed     target=default" in "\n".join(list_lines(outbox))
 
 
 def test_opening_a_migrated_file_again_changes_nothing(tmp_path):
     path = tmp_path / "outbox.sqlite3"
     previous_version_file(path, [("a" * 32, "k", {"n": 1}, "pending")])
-    Outbox(path, clock=Clock()).counts()
+    Outbox(path, clock=Clock()).tally()
 
     again = Outbox(path, clock=Clock())
     again.add("k", {"n": 2}, target="crm")
