@@ -5,6 +5,7 @@ and `webhooks.routing.Router` (or `webhooks.outbox.Outbox`); tests hand in small
 """
 from __future__ import annotations
 
+import logging
 import sqlite3
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -17,6 +18,22 @@ if TYPE_CHECKING:
     from gateway.live.model import Call
     from gateway.live.watcher import WatcherStatus
     from gateway.live.webhooks import CallEnded, WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+CallEndedHook = Callable[["Call", "list[CallEnded]"], None]
+"""Told once a call has completely ended, with the CallEnded events of its answered legs (the
+recordings pipeline's `call_ended`)."""
+
+
+def tell_call_ended(hook: CallEndedHook | None, call: Call, ends: list[CallEnded]) -> None:
+    """Run `hook` for `call`; a failure is logged and goes no further (the caller's loop carries on)."""
+    if hook is None:
+        return
+    try:
+        hook(call, ends)
+    except Exception:
+        logger.exception("call %s: the call-ended callback failed", call.v20_call_id)
 
 
 class AllCallStates(Protocol):

@@ -37,7 +37,7 @@ from gateway.live.history import CallHistory, HistoryCall, KnownCall, match_call
 from gateway.live.ids import call_prefix
 from gateway.live.machine import LegGone, Rules, advance
 from gateway.live.model import Call, CallTable
-from gateway.live.ports import WebhookSink
+from gateway.live.ports import CallEndedHook, WebhookSink, tell_call_ended
 from gateway.live.store import call_from_state, call_state
 from gateway.live.recovered import Recovered, completed_events, recovered_events, with_unavailable_note
 from gateway.live.webhooks import CallEnded, WebhookEvent
@@ -117,7 +117,7 @@ class Recovery:
     def __init__(self, history: CallHistory, store: GapStore, webhooks: WebhookSink, table: CallTable,
                  config: Config, *,
                  clock: Clock, monitored: Callable[[], frozenset[str]],
-                 on_call_ended: Callable[[Call, list[CallEnded]], None] | None = None,
+                 on_call_ended: CallEndedHook | None = None,
                  applied_until: Callable[[], datetime | None] | None = None,
                  heartbeat_s: float = HEARTBEAT_S, defer_wait_s: float = DEFER_WAIT_S,
                  retry_s: float = RETRY_S) -> None:
@@ -438,15 +438,7 @@ class Recovery:
             self._webhooks.publish(event)
         with self._lock:
             self._counts["events"] += len(result.events)
-        self._call_ended(result.call, earlier_ends + result.answered_ends)
-
-    def _call_ended(self, call: Call, ends: list[CallEnded]) -> None:
-        if self._on_call_ended is None:
-            return
-        try:
-            self._on_call_ended(call, ends)
-        except Exception:
-            logger.exception("call %s: the call-ended callback failed", call.v20_call_id)
+        tell_call_ended(self._on_call_ended, result.call, earlier_ends + result.answered_ends)
 
     def _give_up(self, deferred: dict[str, _Deferred], reason: str) -> None:
         """End deferred calls the way the live model always did (legs gone), saying why."""
@@ -466,7 +458,7 @@ class Recovery:
                 self._webhooks.publish(event)
             ends = item.ends + [e for e in events if isinstance(e, CallEnded) and e.is_answered]
             if call is not None:
-                self._call_ended(call, ends)
+                tell_call_ended(self._on_call_ended, call, ends)
             self._store.close_call(key, at)
             with self._lock:
                 self._deferred.pop(key, None)

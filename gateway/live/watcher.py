@@ -39,7 +39,8 @@ from gateway.live.ids import call_link_id
 from gateway.live.webhooks import CallEnded, WebhookEvent
 from gateway.live.machine import GraceOver, LegGone, LegSeen, MachineEvent, Rules, advance
 from gateway.live.model import ArrivalClaims, Call, CallTable, Leg
-from gateway.live.ports import CallStates, EntityLister, EventSource, GapWatch, WebhookSink
+from gateway.live.ports import (CallEndedHook, CallStates, EntityLister, EventSource, GapWatch, WebhookSink,
+                               tell_call_ended)
 from gateway.live.reads import ParticipantReads, ReadPoolStatus
 from gateway.live.recorder import Capture, Recorder
 from gateway.live.store import CallStore
@@ -175,7 +176,7 @@ class Watcher:
 
     def __init__(self, stream: EventSource, callcontrol: CallStates, xapi: EntityLister, table: CallTable,
                  outbox: WebhookSink, config: Config, *,
-                 clock: Clock, on_call_ended: Callable[[Call, list[CallEnded]], None] | None = None,
+                 clock: Clock, on_call_ended: CallEndedHook | None = None,
                  unknowns: Unknowns | None = None, recorder: Recorder | None = None,
                  store: CallStore | None = None, arrival_claims: ArrivalClaims | None = None,
                  recovery: GapWatch | None = None) -> None:
@@ -644,12 +645,7 @@ class Watcher:
         ends = self._answered_ends.pop(call.v20_call_id, [])
         self.arrival_claims.forget(call.v20_call_id)
         logger.info("call %s ended (%d answered legs)", call.v20_call_id, len(ends))
-        if self._on_call_ended is None:
-            return
-        try:
-            self._on_call_ended(call, ends)
-        except Exception:
-            logger.exception("call %s: the call-ended callback failed", call.v20_call_id)
+        tell_call_ended(self._on_call_ended, call, ends)
 
     def _leg(self, participant: dict[str, Any], dn: str, participant_id: int = 0) -> Leg:
         dn = str(participant.get("dn") or dn)
