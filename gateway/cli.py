@@ -51,7 +51,7 @@ def _filter_warnings(config: Config) -> list[str]:
     from gateway.pbx.http import new_session
     from gateway.pbx.xapi import XapiClient
     pbx = config.pbx
-    with new_session(verify_tls=pbx.verify_tls) as session:
+    with new_session(verify_tls=pbx.verify_tls, url=pbx.url) as session:
         tokens = TokenSource(session, pbx.url, pbx.client_id, pbx.client_secret, timeout_s=pbx.timeout_s,
                              clock=Clock())
         xapi = XapiClient(session, pbx.url, tokens, timeout_s=pbx.timeout_s)

@@ -88,7 +88,7 @@ def run_doctor(config: Config, *, out: TextIO | None = None,
 def diagnose(config: Config, *, session: requests.Session | None = None) -> list[Finding]:
     """Every check's Finding, PBX checks first; checks that need an answer earlier ones lack are left out."""
     own_session = session is None
-    session = session or new_session(verify_tls=config.pbx.verify_tls)
+    session = session or new_session(verify_tls=config.pbx.verify_tls, url=config.pbx.url)
     try:
         findings = check_pbx(config, _Pbx(config, session))
     finally:

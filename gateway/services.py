@@ -42,7 +42,7 @@ class Services:
         pbx = config.pbx
         self.config = config
         self.clock = clock or Clock()
-        self.http = session or new_session(verify_tls=pbx.verify_tls)
+        self.http = session or new_session(verify_tls=pbx.verify_tls, url=pbx.url)
         self.cache = TtlCache(config.webapi.cache_s)
         self.metrics = Metrics(self)
         self.metrics.watch_session(self.http)

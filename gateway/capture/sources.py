@@ -92,7 +92,7 @@ def capture_direct(config: Config, seconds: float) -> Iterator[Record]:
 
     pbx = config.pbx
     clock = Clock()
-    session = new_session(verify_tls=pbx.verify_tls)
+    session = new_session(verify_tls=pbx.verify_tls, url=pbx.url)
     tokens = TokenSource(session, pbx.url, pbx.client_id, pbx.client_secret, timeout_s=pbx.timeout_s, clock=clock)
     callcontrol = CallControlClient(session, pbx.url, tokens, timeout_s=pbx.timeout_s)
     xapi = XapiClient(session, pbx.url, tokens, timeout_s=pbx.timeout_s)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import requests
 from requests.adapters import HTTPAdapter
 
-from gateway import __version__
+from gateway import __version__, httpenv
 from gateway.logs import redact
 from gateway.pbx.errors import PbxAuthFailed, PbxError, PbxNotFound, PbxRejected, PbxUnreachable
 
@@ -42,8 +42,9 @@ class _PbxSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-def new_session(*, verify_tls: bool) -> requests.Session:
-    """A Session with a pool of POOL_SIZE connections per host, our User-Agent and TLS checks as configured."""
+def new_session(*, verify_tls: bool, url: str | None = None) -> requests.Session:
+    """A Session with a pool of POOL_SIZE connections per host, our User-Agent and TLS checks as
+    configured; with the PBX's `url`, the environment's proxy settings for it are read once (httpenv)."""
     session = _PbxSession()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
     session.mount("https://", adapter)
@@ -52,6 +53,8 @@ def new_session(*, verify_tls: bool) -> requests.Session:
     session.headers["User-Agent"] = USER_AGENT
     if not verify_tls:
         logger.warning("TLS certificate verification of the PBX is off")
+    if url is not None:
+        httpenv.settle(session, url)
     return session
 
 

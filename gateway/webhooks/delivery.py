@@ -40,6 +40,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import requests
 
 import gateway
+from gateway import httpenv
 from gateway.clock import Clock
 from gateway.config import WebhooksConfig, WebhookTarget
 from gateway.webhooks import policy
@@ -80,7 +81,7 @@ class Delivery:
         self._config = webhooks_config
         self.name: str = getattr(webhooks_config, "name", DEFAULT_TARGET)
         self._clock = clock
-        self._session = session or requests.Session()
+        self._session = session or httpenv.settle(requests.Session(), webhooks_config.url or "http://localhost/")
         self._senders = senders
         self._rand = rand
         self.is_enabled = bool(webhooks_config.url)
