@@ -218,8 +218,8 @@ class PbxConfig:
     verify_tls: bool = setting(on_off, "true", "Verify the PBX's TLS certificate")
     timezone: str = setting(iana_zone, "UTC", "The PBX's time zone (IANA name); call ids use it")
     timeout_s: float = setting(seconds, "10", "Timeout of one request to the PBX, in seconds")
-    read_workers: int = setting(positive_int, "8", "Call Control participant reads run in parallel, at most "
-                                "this many at once (a burst of new calls)")
+    read_workers: int = setting(positive_int, "8", "Call Control participant reads of different DNs run in "
+                                "parallel, at most this many at once (a burst of new calls)")
     event_lag_warn_s: float = setting(seconds, "2", "/healthz warns when the oldest call event not yet "
                                       "applied is older than this, in seconds")
 

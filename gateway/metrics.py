@@ -58,10 +58,12 @@ class _StateCollector:
         yield GaugeMetricFamily("gateway_event_backlog", "Call events taken in and not yet applied",
                                 value=events.backlog)
         if events.reads is not None:
-            yield GaugeMetricFamily("gateway_participant_reads_queued", "Participant reads waiting for a worker",
+            yield GaugeMetricFamily("gateway_participant_reads_queued", "Participants waiting for a read",
                                     value=events.reads.queued)
             yield GaugeMetricFamily("gateway_participant_reads_running", "Participant reads under way",
                                     value=events.reads.running)
+            yield CounterMetricFamily("gateway_participant_reads_listed", "Participants read together with others "
+                                      "of their DN in one list read, since start", value=events.reads.listed)
         yield CounterMetricFamily("gateway_unread_legs", "Participants gone before they could be read (their "
                                   "calls are reconciled from the call history)", value=events.unread_legs)
         unknowns = CounterMetricFamily("gateway_pbx_unknown_values", "Values from the PBX the gateway has no "

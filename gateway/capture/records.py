@@ -8,6 +8,7 @@
     {"type": "message", "t": ..., "body": {"sequence": .., "event": {...}}}   a WebSocket message
     {"type": "read", "t": ..., "api": "callcontrol", "call": "participant", "args": ["101", 7],
      "body": {...}}   or  "error": {"class": "PbxNotFound", "message": "..."}   a read the watcher made
+                      ("call": "listed_participants", "args": ["101", [7, 9]]: one read for several events of a DN)
     {"type": "webhook", "t": ..., "call_key": "...", "params": {...}}   a webhook the gateway produced
     {"type": "end", "t": ..., "dropped": 0}
 

@@ -94,7 +94,14 @@ class _Answers:
         self.state: list[dict[str, Any]] = []
         self.did_rules: list[dict[str, Any]] | None = None
         self.is_loading_state = False        # GET /callcontrol answers the snapshot
+        # (DN, participant id) -> the list reads that read it together with others of its DN, in order
+        self._listed: dict[tuple[str, str], deque[Record]] = {}
         for record in records:
+            args = record.get("args")
+            if (record.get("type") == "read" and record.get("call") == "listed_participants"
+                    and isinstance(args, list) and len(args) == 2 and isinstance(args[1], list)):
+                for participant_id in args[1]:
+                    self._listed.setdefault((str(args[0]), str(participant_id)), deque()).append(record)
             if record.get("type") == "read":
                 self._queues.setdefault(_key(record.get("api"), record.get("call"), record.get("args") or [],
                                              record.get("kwargs") or {}), deque()).append(record)
@@ -109,6 +116,11 @@ class _Answers:
         if api == "xapi" and call == "list" and args[:1] == ("InboundRules",) and self.did_rules is not None:
             return list(self.did_rules)
         waiting = self._queues.get(_key(api, call, list(args), kwargs))
+        listed = self._listed.get((str(args[0]), str(args[1]))) if api == "callcontrol" and call == "participant" \
+            and len(args) == 2 else None
+        if listed and (not waiting or _time(listed[0]) <= _time(waiting[0])):
+            # Read together with other participants of its DN (live/reads.py): the earlier answer first.
+            return self._from_list(listed.popleft(), args[0], args[1])
         if waiting:
             record = waiting.popleft()
             self._clock.set(record.get("t"))
@@ -127,6 +139,19 @@ class _Answers:
             return []
         self._misses.append(f"{api}.{call}{tuple(args)}")
         raise pbx_errors.PbxUnreachable(f"{api}.{call}{tuple(args)} is not in the capture")
+
+
+    def _from_list(self, record: Record, dn: Any, participant_id: Any) -> dict[str, Any]:
+        """The participant as `record` (a list read) shows it; PbxNotFound when it is not listed."""
+        self._clock.set(record.get("t"))
+        error = record.get("error")
+        if error:
+            raise _error(error)
+        found = next((p for p in record.get("body") or []
+                      if isinstance(p, dict) and str(p.get("id")) == str(participant_id)), None)
+        if found is None:
+            raise pbx_errors.PbxNotFound(f"participant {dn}/{participant_id} is not in its DN's list")
+        return found
 
 
 class _Client:
@@ -234,6 +259,11 @@ def _resync(watcher: Watcher) -> None:
         watcher.resync()
     except pbx_errors.PbxError as exc:
         logger.info("replay: resync could not be replayed: %s", exc)
+
+
+def _time(record: Record) -> float:
+    t = record.get("t")
+    return float(t) if isinstance(t, (int, float)) else 0.0
 
 
 def _key(api: Any, call: Any, args: list[Any], kwargs: dict[str, Any]) -> str:

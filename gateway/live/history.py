@@ -26,6 +26,7 @@ import logging
 import re
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
@@ -173,11 +174,11 @@ class HistoryCall:
     def main(self) -> HistorySegment:
         return self.segments[0]
 
-    @property
+    @cached_property
     def started_at(self) -> datetime:
         return min(segment.started_at for segment in self.segments)
 
-    @property
+    @cached_property
     def ended_at(self) -> datetime:
         return max(segment.ended_at for segment in self.segments)
 
@@ -191,7 +192,7 @@ class HistoryCall:
             return "outbound"
         return "internal"
 
-    @property
+    @cached_property
     def external_number(self) -> str:
         """The outside party's number ("" for an internal call)."""
         for segment in self.segments:
@@ -209,7 +210,7 @@ class HistoryCall:
     def is_answered(self) -> bool:
         return bool(self.answered)
 
-    @property
+    @cached_property
     def dns(self) -> frozenset[str]:
         """Every DN of this PBX in the call (extensions, queues, ring groups, IVRs)."""
         return frozenset(p.dn for s in self.segments for p in (s.source, s.destination)
@@ -358,9 +359,14 @@ def match_calls(history: Sequence[HistoryCall], known: Sequence[KnownCall], *,
     Candidates are the pairs `is_match` accepts; the closest start times pair first, so two calls
     from one number to one DN a minute apart each find their own.
     """
-    pairs = sorted(((abs((k.started_at - h.started_at).total_seconds()), i, j)
-                    for i, h in enumerate(history) for j, k in enumerate(known)
-                    if is_match(h, k, slack_s=slack_s)))
+    by_dn: dict[str, set[int]] = {}         # only calls sharing a DN can match: look no further
+    for j, k in enumerate(known):
+        for dn in k.dns:
+            by_dn.setdefault(dn, set()).add(j)
+    pairs = sorted((abs((known[j].started_at - h.started_at).total_seconds()), i, j)
+                   for i, h in enumerate(history)
+                   for j in set[int]().union(*(by_dn.get(dn, ()) for dn in h.dns))
+                   if is_match(h, known[j], slack_s=slack_s))
     taken_history: set[int] = set()
     taken_known: set[int] = set()
     out: dict[str, KnownCall] = {}

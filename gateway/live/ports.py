@@ -9,7 +9,7 @@ import logging
 import sqlite3
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 from gateway.clock import Clock
 from gateway.webhooks.routing import RoutedEvent
@@ -43,9 +43,12 @@ class AllCallStates(Protocol):
 
 
 class CallStates(AllCallStates, Protocol):
-    """Call Control reads: every DN's state, one DN's state, one participant (v20 JSON objects)."""
+    """Call Control reads: every DN's state, one DN's state, one DN's participants, one participant
+    (v20 JSON objects)."""
 
     def dn_state(self, dn: str) -> dict[str, Any]: ...
+
+    def listed_participants(self, dn: str, participant_ids: Iterable[int]) -> list[dict[str, Any]]: ...
 
     def participant(self, dn: str, participant_id: int) -> dict[str, Any]: ...
 

@@ -21,6 +21,7 @@ at all makes the recovery look the call up (and send it, marked recovered, if no
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 import threading
@@ -158,6 +159,10 @@ class _Queued:
     reading: Future[dict[str, Any]] | None = None
     job: Callable[[], Any] | None = None
     done: Future[Any] | None = None
+
+
+def _leg_time(leg: UnreadLeg) -> datetime:
+    return leg.at
 
 
 def _digits(number: str) -> str:
@@ -404,8 +409,10 @@ class Watcher:
             logger.info("participant %s/%s gone before it could be read; its call is looked up in the call "
                         "history", dn, participant_id)
             leg = UnreadLeg(dn, participant_id, now, call_id)
-            self._unread_legs = [u for u in self._unread_legs
-                                 if (now - u.at).total_seconds() < UNREAD_KEEP_S] + [leg]
+            # In time order (taken in now): the expired ones are at the front.
+            fresh = bisect.bisect_left(self._unread_legs, now - timedelta(seconds=UNREAD_KEEP_S), key=_leg_time)
+            del self._unread_legs[:fresh]
+            self._unread_legs.append(leg)
             if self._recovery is not None:
                 self._later(lambda: self._recovery.unread(leg.dn, leg.at) if self._recovery else None)
         if cached is not None:
@@ -629,7 +636,8 @@ class Watcher:
             self._unread_calls.discard(call.v20_call_id)
             return True
         end = call.ended_at or self.clock.now()
-        return any(call.arrived_at - timedelta(seconds=1) <= leg.at <= end for leg in self._unread_legs)
+        first = bisect.bisect_left(self._unread_legs, call.arrived_at - timedelta(seconds=1), key=_leg_time)
+        return first < len(self._unread_legs) and self._unread_legs[first].at <= end
 
     def _reconcile(self, call: Call, ends: list[CallEnded], held: list[WebhookEvent]) -> None:
         """Hand an ended call that lost a reading to the recovery: it completes the call from the

@@ -7,7 +7,7 @@ POSTs and are never retried (a retry could place a second call).
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 from urllib.parse import quote as percent_encode
 
 import requests
@@ -92,6 +92,12 @@ class CallControlClient:
     def participants(self, dn: str) -> list[dict[str, Any]]:
         """The DN's current participants (call legs)."""
         return self._get(f"/{segment(dn)}/participants") or []
+
+    def listed_participants(self, dn: str, participant_ids: Iterable[int]) -> list[dict[str, Any]]:
+        """Those of the DN's current participants whose ids are in `participant_ids`, read with one
+        GET of the DN's list (a participant not listed is gone)."""
+        wanted = {str(int(participant_id)) for participant_id in participant_ids}
+        return [p for p in self.participants(dn) if isinstance(p, dict) and str(p.get("id")) in wanted]
 
     def participant(self, dn: str, participant_id: int) -> dict[str, Any]:
         """One participant's current state; PbxNotFound when it is gone."""

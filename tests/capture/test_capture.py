@@ -10,6 +10,7 @@ from gateway.capture.commands import run_capture, run_replay
 from gateway.capture.records import read_records
 from gateway.sim.scenarios import inbound
 from tests.support.live import CALLER, DID
+from tests.support.simulator import slow_timeouts
 from tests.support.wait import wait_until
 
 
@@ -221,3 +222,26 @@ def test_capture_command_line_needs_seconds_and_out(capsys):
         main(["capture", "--config", "/nonexistent.ini", "--seconds", "0", "--out", "x.jsonl"])
 
     assert "expected a positive number" in capsys.readouterr().err
+
+
+def test_capture_of_reads_taken_together_replays_to_the_same_webhooks(sim, config, live_gateway, receiver,
+                                                                       tmp_path, capsys):
+    wait_until(lambda: live_gateway.live.is_live, timeout_s=10)
+    path = tmp_path / "capture.jsonl"
+
+    def calls():
+        sim.faults.delay(1.0, "/callcontrol/101/participants/", times=1)    # the next reads of 101 wait together
+        for n in range(1, 4):
+            sim.play(inbound(f"+42060100000{n}", did=DID).to_extension("101").rings(100).caller_abandons(),
+                     wait=False)
+        receiver.wait_for(6, timeout_s=20)
+
+    slow_timeouts(sim.directory)
+    status, printed = capture_while(config, path, 4.0, calls, is_started=lambda: live_gateway.recorder.is_recording)
+
+    assert status == 0, printed
+    records = read_records(path)
+    assert any(r["type"] == "read" and r["call"] == "listed_participants" for r in records)
+    assert [r["params"]["event"] for r in records if r["type"] == "webhook"].count("ringing") == 3
+    assert run_replay(str(path), check=True) == 0, capsys.readouterr().out
+    assert "replay --check: 6 webhooks, same as recorded" in capsys.readouterr().out

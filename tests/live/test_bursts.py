@@ -52,3 +52,28 @@ def test_event_lag_and_read_pool_appear_in_metrics_and_healthz_warns_while_reads
     assert [h.params["event"] for h in receiver.wait_for(1, timeout_s=20)] == ["ringing"]
     wait_until(lambda: _metric(client, "gateway_event_backlog") == 0, timeout_s=10)
     assert _metric(client, "gateway_event_lag_seconds") == 0
+
+
+def test_reads_of_one_dn_waiting_together_take_one_list_read_and_a_participant_missing_from_it_is_gone(
+        sim, live_gateway, client, receiver):
+    slow_timeouts(sim.directory)
+    wait_until(lambda: live_gateway.live.is_live and live_gateway.recovery.status().observed_until, timeout_s=10)
+    sim.faults.delay(1.5, "/callcontrol/101/participants/", times=1)   # the first read is slow: the next ones wait
+
+    sim.play(inbound("+420601000001", did=DID).to_extension("101").rings(500).answered_by("101").talk(5)
+             .caller_hangs_up(), wait=False)
+    wait_until(lambda: live_gateway.watcher.status().reads.running == 1, timeout_s=5)
+    for n in (2, 3):
+        sim.play(inbound(f"+42060100000{n}", did=DID).to_extension("101").rings(500).answered_by("101").talk(5)
+                 .caller_hangs_up(), wait=False)
+    sim.play(inbound("+420601000004", did=DID).to_extension("101").rings(5).caller_abandons())  # gone before the read
+    wait_until(lambda: live_gateway.watcher.status().reads.queued >= 3, timeout_s=5)
+
+    ringing = receiver.wait_for(3, timeout_s=20)
+    assert sorted(h.params["callerid"][-1] for h in ringing) == ["1", "2", "3"]
+    reads = [r.path for r in sim.requests if r.method == "GET" and r.path.startswith("/callcontrol/101/participants")]
+    assert reads.count("/callcontrol/101/participants") == 1 and len(reads) == 2
+    assert _metric(client, "gateway_participant_reads_listed_total") == 3
+    assert _metric(client, "gateway_unread_legs_total") == 1
+    [missed] = [h.params for h in receiver.wait_for(4, timeout_s=20) if h.params["callerid"].endswith("4")]
+    assert (missed["event"], missed["finishtype"]) == ("incoming", "Missed") and RECOVERED in missed["title"]

@@ -26,21 +26,24 @@ class StandInPbx:
     """Call Control reads over an in-memory set of participants; `dn_types` says what each DN is."""
 
     def __init__(self) -> None:
-        self.participants: dict[tuple[str, int], dict] = {}
+        self.legs: dict[tuple[str, int], dict] = {}
         self.dn_types = {"101": "Wextension", "102": "Wextension", "103": "Wextension", "800": "Wqueue"}
         self.is_down = False
 
     def put(self, body: dict) -> dict:
-        self.participants[(body["dn"], body["id"])] = body
+        self.legs[(body["dn"], body["id"])] = body
         return body
 
     def drop(self, dn: str, participant_id: int) -> None:
-        self.participants.pop((dn, participant_id), None)
+        self.legs.pop((dn, participant_id), None)
 
     def participant(self, dn: str, participant_id: int) -> dict:
-        if (dn, participant_id) not in self.participants:
+        if (dn, participant_id) not in self.legs:
             raise PbxNotFound(f"/callcontrol/{dn}/participants/{participant_id}")
-        return self.participants[(dn, participant_id)]
+        return self.legs[(dn, participant_id)]
+
+    def listed_participants(self, dn: str, participant_ids) -> list[dict]:
+        return [p for (pdn, pid), p in self.legs.items() if pdn == dn and pid in set(participant_ids)]
 
     def dn_state(self, dn: str) -> dict:
         return {"dn": dn, "type": self.dn_types.get(dn, "Wextension"), "devices": [], "participants": []}
@@ -49,7 +52,7 @@ class StandInPbx:
         if self.is_down:
             raise PbxUnreachable("stand-in PBX is down")
         return [{"dn": dn, "type": kind, "devices": [],
-                 "participants": [p for (pdn, _), p in self.participants.items() if pdn == dn]}
+                 "participants": [p for (pdn, _), p in self.legs.items() if pdn == dn]}
                 for dn, kind in self.dn_types.items()]
 
 
@@ -199,7 +202,7 @@ def test_messages_without_a_handler_change_nothing(parts, message):
 
 
 def test_a_failing_message_is_logged_and_the_next_one_handled(parts, caplog):
-    parts.pbx.participants[("101", 1)] = {"id": "not a number", "dn": "101", "callid": "x"}
+    parts.pbx.legs[("101", 1)] = {"id": "not a number", "dn": "101", "callid": "x"}
     parts.pbx.put(participant("102", 2, "Ringing"))
 
     with caplog.at_level(logging.ERROR, logger="gateway.live.watcher"):
@@ -574,6 +577,7 @@ def test_events_of_interleaved_calls_apply_in_arrival_order_while_reads_finish_o
         parts.watcher.submit(upsert(dn, n))
 
     pbx.gate("103", 3).set()
+    wait_until(lambda: len(pbx.answered) == 1, timeout_s=5)
     pbx.gate("102", 2).set()
     wait_until(lambda: len(pbx.answered) == 2, timeout_s=5)
     assert parts.watcher.status().backlog == 3            # nothing applied before the first read is back
