@@ -18,6 +18,12 @@ Ordering comes from `Outbox.due()` (one head event per call). The dispatcher als
 out a call whose head is already being sent, so two events of one call are never in flight at
 once. `Outbox.add` wakes the dispatcher, so a new event leaves within milliseconds.
 
+Senders do not write to the outbox: each hands its outcome to the dispatcher, which records all
+the outcomes handed in since it last looked in one transaction (one disk sync per round, not per
+webhook, and no sender waits for another's write) and only then frees their calls for their next
+event. A kill between a CRM's answer and that write leaves the event pending: it is sent again
+after the restart with the same X-Webhook-Id (delivery is at-least-once).
+
 What an answer means and when to retry is `policy.py`. With [webhooks] url empty, delivery is
 off: no thread starts and the outbox records nothing (see outbox.py).
 
@@ -44,12 +50,13 @@ from gateway import httpenv
 from gateway.clock import Clock
 from gateway.config import WebhooksConfig, WebhookTarget
 from gateway.webhooks import policy
-from gateway.webhooks.outbox import DEFAULT_TARGET, Outbox, OutboxCounts, OutboxEvent
+from gateway.webhooks.outbox import DEFAULT_TARGET, Attempt, Outbox, OutboxCounts, OutboxEvent
 from gateway.webhooks.signing import sign
 
 logger = logging.getLogger(__name__)
 
 SENDERS = 8
+QUEUED_PER_SENDER = 4   # events handed out ahead, so senders never wait for the dispatcher's round
 IDLE_POLL_S = 5.0    # re-reads the outbox when idle: picks up a requeue made by the CLI's process
 WAITING_POLL_S = 1.0  # longest nap while events wait for their retry time
 ERROR_PAUSE_S = 1.0  # after the outbox itself failed, before the event may be tried again
@@ -90,7 +97,8 @@ class Delivery:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._in_flight: set[str] = set()      # call keys whose head event is being sent
+        self._in_flight: set[str] = set()      # call keys whose head event is being sent (or its outcome recorded)
+        self._outcomes: list[tuple[str, Attempt]] = []   # (call key, outcome) sent, not recorded yet
         self._jobs: queue.Queue[OutboxEvent | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         outbox.on_add(self.wake)
@@ -127,6 +135,7 @@ class Delivery:
             self._jobs.put(None)  # after every handed-out event, so those are still sent
         for thread in senders:
             thread.join(max(deadline - time.monotonic(), 0))
+        self._record_outcomes()
         if any(thread.is_alive() for thread in self._threads):
             logger.warning("webhook senders still busy after %.1fs; their events stay pending",
                            timeout_s)
@@ -166,7 +175,7 @@ class Delivery:
                 return len(tried)
             for event in events:
                 tried.add(event.id)
-                self._attempt(event)
+                self._outbox.record([self._attempt(event)])
 
     # --- threads -------------------------------------------------------------------------------
 
@@ -181,22 +190,47 @@ class Delivery:
             self._wake.wait(wait_s)
 
     def _dispatch(self) -> float:
-        """Hand due events to free senders; return how long to wait before looking again."""
+        """Record the senders' outcomes, hand due events to free senders; return how long to wait
+        before looking again."""
+        if not self._record_outcomes():
+            return ERROR_PAUSE_S
         with self._lock:
             busy = set(self._in_flight)
-        free = self._senders - len(busy)
-        if free > 0:
-            for event in self._outbox.due(free, self._clock.time(), skip_calls=busy, target=self.name):
-                with self._lock:
-                    self._in_flight.add(event.call_key)
-                    busy.add(event.call_key)
-                self._jobs.put(event)
-            if len(busy) >= self._senders:
-                return IDLE_POLL_S  # a sender finishing wakes us
-        next_at = self._outbox.next_due_at(skip_calls=busy, target=self.name)
+        capacity = self._senders * QUEUED_PER_SENDER
+        free = capacity - len(busy)
+        if free <= 0:
+            return IDLE_POLL_S  # a sender finishing wakes us
+        events, next_at = self._outbox.due_and_next(free, self._clock.time(), skip_calls=busy, target=self.name)
+        for event in events:
+            with self._lock:
+                self._in_flight.add(event.call_key)
+            self._jobs.put(event)
+        if len(busy) + len(events) >= capacity:
+            return IDLE_POLL_S  # a sender finishing wakes us
         if next_at is None:
             return IDLE_POLL_S
         return min(max(next_at - self._clock.time(), 0.0), WAITING_POLL_S)
+
+    def _record_outcomes(self) -> bool:
+        """Write the outcomes the senders handed in, in one transaction, and free their calls
+        (dispatcher thread, and `stop` at the end); False when the outbox could not be written
+        (the outcomes are kept and their calls stay busy, so nothing is sent twice meanwhile)."""
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+        if not outcomes:
+            return True
+        try:
+            self._outbox.record(attempt for _call_key, attempt in outcomes)
+        except Exception:
+            logger.exception("webhooks of target %s: recording %d delivery outcomes failed; trying again",
+                             self.name, len(outcomes))
+            with self._lock:
+                self._outcomes = outcomes + self._outcomes
+            return False
+        with self._lock:
+            for call_key, _attempt in outcomes:
+                self._in_flight.discard(call_key)
+        return True
 
     def _send_loop(self) -> None:
         while True:
@@ -204,20 +238,22 @@ class Delivery:
             if event is None:
                 return
             try:
-                self._attempt(event)
+                attempt = self._attempt(event)
             except Exception:
-                logger.exception("webhook %s (call %s, target %s): recording the outcome failed",
+                logger.exception("webhook %s (call %s, target %s): the attempt failed unexpectedly; it stays due",
                                  event.id, event.call_key, self.name)
                 self._stop.wait(ERROR_PAUSE_S)
-            finally:
                 with self._lock:
                     self._in_flight.discard(event.call_key)
-                self._wake.set()
+            else:
+                with self._lock:
+                    self._outcomes.append((event.call_key, attempt))   # the dispatcher records them together
+            self._wake.set()
 
     # --- one attempt ---------------------------------------------------------------------------
 
-    def _attempt(self, event: OutboxEvent) -> str:
-        """Send one event once, record the outcome in the outbox and log it; returns the verdict."""
+    def _attempt(self, event: OutboxEvent) -> Attempt:
+        """Send one event once and log the outcome; returns it, for the caller to record."""
         try:
             request = self._prepare(event)
             response = self._session.send(request, timeout=self._config.timeout_s,
@@ -235,21 +271,21 @@ class Delivery:
         verdict = policy.classify(result, attempts, age_s=now - event.retry_since,
                                   retry_s=self._retry_s)
         if verdict == policy.DELIVERED:
-            self._outbox.mark_delivered(event.id)
+            outcome = Attempt(event.id, "delivered")
             logger.info("webhook %s (call %s) delivered to %s %s, attempt %d",
                         event.id, event.call_key, self.name, self.target, attempts)
         elif verdict == policy.RETRY:
             delay_s = policy.backoff_s(attempts, self._rand)
-            self._outbox.mark_retry(event.id, error, now + delay_s)
+            outcome = Attempt(event.id, "pending", error, now + delay_s)
             log = logger.warning if attempts == 1 else logger.debug
             log("webhook %s (call %s) to %s %s: %s; retrying in %.0fs (attempt %d)",
                 event.id, event.call_key, self.name, self.target, error, delay_s, attempts)
         else:
-            self._outbox.mark_failed(event.id, error)
+            outcome = Attempt(event.id, "failed", error)
             logger.error("webhook %s (call %s) to %s failed for good after %d attempts: %s "
                          "(requeue with: 3cx-gateway outbox requeue %s)",
                          event.id, event.call_key, self.name, attempts, error, event.id)
-        return verdict
+        return outcome
 
     def _prepare(self, event: OutboxEvent) -> requests.PreparedRequest:
         """The exact request for `event`, signed over what will go on the wire."""

@@ -15,6 +15,8 @@ stall every later event of the call for good). A requeued event is pending again
 oldest of its call, goes out before that call's later pending events.
 
 The file uses WAL and `synchronous=FULL`: a committed `add()` survives a kill -9 and a power cut.
+Delivery outcomes (`record()`) are written with `synchronous=NORMAL`: they survive a kill -9; a
+power cut can only make an event go out once more, under the same id.
 Every thread opens its own connection (sqlite3 connections must not be shared between threads).
 Times are epoch seconds from the injected clock.
 
@@ -92,10 +94,22 @@ CREATE TABLE IF NOT EXISTS events (
 # Created after _migrate(): an older file gets its target column first.
 _INDEXES = """
 DROP INDEX IF EXISTS events_pending_by_call;
-CREATE INDEX IF NOT EXISTS events_pending_by_target ON events (target, call_key, seq) WHERE state = 'pending';
+DROP INDEX IF EXISTS events_pending_by_target;
+CREATE INDEX IF NOT EXISTS events_pending_in_order ON events (target, seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS events_by_state ON events (state, seq);
 """
 # retry_since: start of the [webhooks] retry_hours window; created_at, reset by requeue().
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The outcome of one delivery attempt, to record: the event's new `state` (one of STATES),
+    the error of a failed attempt, and when a pending event is due again (epoch s)."""
+
+    event_id: str
+    state: str
+    error: str | None = None
+    next_attempt_at: float | None = None
 
 
 class EventAdder(Protocol):
@@ -150,6 +164,10 @@ class Outbox:
         self._write_lock = threading.Lock()
         self._has_schema = False
         self._connections = ThreadConnections(self.path, synchronous="FULL", prepare=self._prepare)
+        # Delivery outcomes are written without a disk sync of their own: a power cut may forget that
+        # an event was delivered (it is sent again, same id: at-least-once); a killed process forgets
+        # nothing (WAL), and the next synced commit (an add) makes them durable too.
+        self._outcome_connections = ThreadConnections(self.path, synchronous="NORMAL", prepare=self._prepare)
 
     # --- connections ---------------------------------------------------------------------------
 
@@ -176,8 +194,9 @@ class Outbox:
         return Transaction(self._db(), self._write_lock)
 
     def close(self) -> None:
-        """Close the calling thread's connection (other threads' close when those threads end)."""
+        """Close the calling thread's connections (other threads' close when those threads end)."""
         self._connections.close()
+        self._outcome_connections.close()
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -226,25 +245,37 @@ class Outbox:
         if writer.added:
             self._notify()
 
+    def record(self, outcomes: Iterable[Attempt]) -> None:
+        """Record several attempts' outcomes in one transaction (one disk sync for a whole burst)."""
+        now = self._clock.time()
+        try:
+            connection = self._outcome_connections.get()
+        except (OSError, sqlite3.Error) as exc:
+            raise OutboxError(f"cannot open the webhook outbox {self.path}: {exc}") from exc
+        with Transaction(connection, self._write_lock) as db:
+            for attempt in outcomes:
+                if attempt.state == "delivered":
+                    db.execute("UPDATE events SET state = 'delivered', attempts = attempts + 1,"
+                               " delivered_at = ?, last_error = NULL WHERE id = ?", (now, attempt.event_id))
+                elif attempt.state == "pending":
+                    db.execute("UPDATE events SET state = 'pending', attempts = attempts + 1,"
+                               " last_error = ?, next_attempt_at = ? WHERE id = ?",
+                               (attempt.error, float(attempt.next_attempt_at or now), attempt.event_id))
+                else:
+                    db.execute("UPDATE events SET state = 'failed', attempts = attempts + 1,"
+                               " last_error = ? WHERE id = ?", (attempt.error, attempt.event_id))
+
     def mark_delivered(self, event_id: str) -> None:
         """Record a successful attempt."""
-        with self._write() as db:
-            db.execute("UPDATE events SET state = 'delivered', attempts = attempts + 1,"
-                       " delivered_at = ?, last_error = NULL WHERE id = ?",
-                       (self._clock.time(), event_id))
+        self.record([Attempt(event_id, "delivered")])
 
     def mark_retry(self, event_id: str, error: str, next_attempt_at: float) -> None:
         """Record a failed attempt; the event becomes due again at `next_attempt_at` (epoch s)."""
-        with self._write() as db:
-            db.execute("UPDATE events SET state = 'pending', attempts = attempts + 1,"
-                       " last_error = ?, next_attempt_at = ? WHERE id = ?",
-                       (error, float(next_attempt_at), event_id))
+        self.record([Attempt(event_id, "pending", error, float(next_attempt_at))])
 
     def mark_failed(self, event_id: str, error: str) -> None:
         """Record a last failed attempt; the event is given up until requeued."""
-        with self._write() as db:
-            db.execute("UPDATE events SET state = 'failed', attempts = attempts + 1,"
-                       " last_error = ? WHERE id = ?", (error, event_id))
+        self.record([Attempt(event_id, "failed", error)])
 
     def requeue(self, ids: Iterable[str] | None = None, *, target: str | None = None) -> int:
         """Make failed events (all, or those in `ids`; of every target or of `target`) pending and
@@ -287,26 +318,53 @@ class Outbox:
         `skip_calls` leaves out calls whose head event is already being sent, so the limit is
         spent on calls that can actually proceed.
         """
-        if not self.is_enabled:
-            return []
-        now = self._clock.time() if now is None else float(now)
-        heads, skip = _heads(skip_calls, target)
-        rows = self._db().execute(
-            f"SELECT e.* FROM events AS e JOIN ({heads}) AS head ON e.seq = head.seq"
-            " WHERE e.next_attempt_at <= ? ORDER BY e.seq LIMIT ?",
-            (*skip, now, int(limit))).fetchall()
-        return [_event(row) for row in rows]
+        return self.due_and_next(limit, now, skip_calls=skip_calls, target=target)[0]
 
     def next_due_at(self, *, skip_calls: Iterable[str] = (), target: str = DEFAULT_TARGET) -> float | None:
         """When `target`'s earliest head event (see due) is due, in epoch s; None when there is none."""
+        heads = self._heads(None, float("-inf"), skip_calls, target)
+        return min((next_at for _seq, next_at in heads), default=None)
+
+    def due_and_next(self, limit: int, now: float | None = None, *, skip_calls: Iterable[str] = (),
+                     target: str = DEFAULT_TARGET) -> tuple[list[OutboxEvent], float | None]:
+        """`due(limit, now)` and, when fewer than `limit` are due, `next_due_at()` of the rest (None:
+        nothing else waits); when `limit` are due, `now` (there may be more). One pass for both."""
         if not self.is_enabled:
-            return None
-        heads, skip = _heads(skip_calls, target)
-        row = self._db().execute(
-            f"SELECT MIN(e.next_attempt_at) FROM events AS e JOIN ({heads}) AS head"
-            " ON e.seq = head.seq", skip).fetchone()
-        next_at: float | None = row[0]
-        return next_at
+            return [], None
+        now = self._clock.time() if now is None else float(now)
+        heads = self._heads(int(limit), now, skip_calls, target)
+        due = [seq for seq, next_at in heads if next_at <= now]
+        later = [next_at for _seq, next_at in heads if next_at > now]
+        next_at = now if len(due) >= limit else min(later, default=None)
+        if not due:
+            return [], next_at
+        rows = self._db().execute(f"SELECT * FROM events WHERE seq IN ({', '.join('?' * len(due))}) ORDER BY seq",
+                                  due).fetchall()
+        return [_event(row) for row in rows], next_at
+
+    def _heads(self, limit: int | None, now: float, skip_calls: Iterable[str],
+               target: str) -> list[tuple[int, float]]:
+        """(seq, next_attempt_at) of each of `target`'s calls' oldest pending event, in seq order,
+        leaving out `skip_calls`; the scan stops once `limit` of them are due at `now`.
+
+        Walks the pending events in seq order and keeps the first of each call: a burst's due
+        heads are found near the start, so the cost follows what is handed out, not the backlog.
+        """
+        seen = set(skip_calls)
+        heads: list[tuple[int, float]] = []
+        due = 0
+        for seq, call_key, next_at in self._db().execute(
+                "SELECT seq, call_key, next_attempt_at FROM events WHERE state = 'pending' AND target = ?"
+                " ORDER BY seq", (target,)):
+            if call_key in seen:
+                continue
+            seen.add(call_key)
+            heads.append((seq, next_at))
+            if next_at <= now:
+                due += 1
+                if limit is not None and due >= limit:
+                    break
+        return heads
 
     def get(self, event_id: str) -> OutboxEvent | None:
         """One event by id, or None."""
@@ -386,15 +444,6 @@ def _new_event_id(params: dict[str, Any], method: str | None) -> str:
     if method is not None and method not in ("GET", "POST"):
         raise ValueError(f"method must be None, 'GET' or 'POST', got {method!r}")
     return uuid.uuid4().hex
-
-
-def _heads(skip_calls: Iterable[str], target: str) -> tuple[str, list[str]]:
-    """SQL selecting the seq of each of `target`'s calls' oldest pending event, and its parameters."""
-    skip = list(skip_calls)
-    where = f" AND call_key NOT IN ({', '.join('?' * len(skip))})" if skip else ""
-    sql = (f"SELECT MIN(seq) AS seq FROM events WHERE state = 'pending' AND target = ?{where}"
-           " GROUP BY call_key")
-    return sql, [target, *skip]
 
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
