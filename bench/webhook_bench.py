@@ -196,7 +196,10 @@ class Prober:
 
     def _run(self) -> None:
         while not self._stop.wait(PROBE_INTERVAL_S):
-            self.probe()
+            try:
+                self.probe()
+            except requests.RequestException as error:    # not counted: no arrival carries its tag
+                logger.warning("probe failed: %s", error)
 
     def delays_ms(self, arrivals: list[Arrival], tags: set[str]) -> list[float]:
         return [(a.at - self.sent[a.params["tag"]]) * 1000.0 for a in arrivals
@@ -522,6 +525,7 @@ def main() -> int:
                     print(f"the gateway's log is kept in {kept}")
             return 0
         finally:
+            prober.stop()
             for stack in stacks:
                 stack.stop()
             receiver.stop()
