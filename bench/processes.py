@@ -25,6 +25,7 @@ the benchmark too: the benchmark's `finally` stops it.
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import multiprocessing
 import re
@@ -212,8 +213,18 @@ class SimResults:
 
     emitted: dict[EventKey, float]                    # when the engine emitted each participant event
     participant_of: dict[tuple[int, str], int]        # (call id, dn) -> participant id
-    reads: dict[tuple[str, int], list[float]]         # (dn, participant id) -> the gateway's GETs of it
+    reads: dict[tuple[str, int], list[float]]         # (dn, participant id) -> the gateway's GETs of it, sorted
+    list_reads: dict[str, list[float]]                # dn -> the gateway's GETs of its participant list, sorted
     peak_calls: int                                   # most calls active at once, sampled every 0.05 s
+
+    def first_read(self, dn: str, participant_id: int, since: float) -> float | None:
+        """When the gateway first read the participant (alone or in its DN's list) at or after `since`."""
+        found = []
+        for times in (self.reads.get((dn, participant_id), []), self.list_reads.get(dn, [])):
+            at = bisect.bisect_left(times, since)
+            if at < len(times):
+                found.append(times[at])
+        return min(found, default=None)
 
 
 class SimProcess(ChildProcess):
@@ -291,12 +302,14 @@ class Emissions:
 
 
 class Reads:
-    """Installed on the simulator's app: when the gateway read each participant (after an Upsert)."""
+    """Installed on the simulator's app: when the gateway read each participant (after an Upsert), alone
+    (`GET /callcontrol/{dn}/participants/{id}`) or in its DN's list (`GET /callcontrol/{dn}/participants`)."""
 
-    PATH = re.compile(r"^/callcontrol/([^/]+)/participants/(\d+)$")
+    PATH = re.compile(r"^/callcontrol/([^/]+)/participants(?:/(\d+))?$")
 
     def __init__(self) -> None:
         self.at: dict[tuple[str, int], list[float]] = defaultdict(list)
+        self.lists_at: dict[str, list[float]] = defaultdict(list)
         self.lock = threading.Lock()
 
     def before_request(self) -> None:
@@ -305,7 +318,10 @@ class Reads:
         match = self.PATH.match(flask.request.path)
         if match and flask.request.method == "GET":
             with self.lock:
-                self.at[(match.group(1), int(match.group(2)))].append(now)
+                if match.group(2) is None:
+                    self.lists_at[match.group(1)].append(now)
+                else:
+                    self.at[(match.group(1), int(match.group(2)))].append(now)
 
 
 class Simulation:
@@ -433,11 +449,15 @@ class Simulation:
             emitted = {key: at for key, at in self.emissions.at.items() if key[0] in wanted}
             participant_of = {key: pid for key, pid in self.emissions.participant_of.items() if key[0] in wanted}
         legs = {(dn, pid) for (_call, dn), pid in participant_of.items()}
+        dns = {dn for dn, _pid in legs}
+        since = min(emitted.values(), default=0.0)
         with self.reads.lock:
-            reads = {leg: list(times) for leg, times in self.reads.at.items() if leg in legs}
+            reads = {leg: sorted(times) for leg, times in self.reads.at.items() if leg in legs}
+            list_reads = {dn: sorted(t for t in times if t >= since) for dn, times in self.reads.lists_at.items()
+                          if dn in dns}
         with self._lock:
             peak = self._peak_calls
-        return SimResults(emitted, participant_of, reads, peak)
+        return SimResults(emitted, participant_of, reads, list_reads, peak)
 
 
 def _run_simulator(conn: Connection, time_scale: float) -> None:

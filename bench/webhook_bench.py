@@ -5,7 +5,8 @@ Runs, all on 127.0.0.1, each in its own process as the PBX, the gateway and the 
 make the benchmark measure itself):
   - the simulator (a time scale; recording switched off on every extension so no WAVs are made),
     with a subscriber on its call engine that timestamps every participant event as the engine
-    emits it, and a tap timestamping the gateway's reads of each participant;
+    emits it, and a tap timestamping the gateway's reads of each participant (alone or in its
+    DN's participant list);
   - a fast webhook receiver (ThreadingHTTPServer, HTTP/1.1 keep-alive) that timestamps every arrival;
   - the gateway exactly as production (`3cx-gateway run --config <tmp config>`) with [webhooks] url
     pointing at the receiver and [recordings] enabled = false (no conversions distort the run).
@@ -327,7 +328,7 @@ def play_phase(stack: Stack, receiver: ReceiverProcess, prober: Prober, calls: i
         phase.delays_ms.append((arrival.at - emitted) * 1000.0)
         if kind in ("ringing", "start"):
             participant_id = results.participant_of.get((callid, key[1]))
-            read = next((t for t in results.reads.get((key[1], participant_id or 0), []) if t >= emitted), None)
+            read = results.first_read(key[1], participant_id or 0, emitted)
             if read is not None:
                 phase.to_read_ms.append((read - emitted) * 1000.0)
                 phase.read_to_arrival_ms.append((arrival.at - read) * 1000.0)
@@ -481,7 +482,8 @@ def main() -> int:
             rows.append(["idle: baseline, direct GET to receiver", *_ms(idle_probe)])
             print(table(["where the time goes (ringing + answer webhooks)", "p50 ms", "p90 ms", "p99 ms", "max ms"],
                         rows))
-            print("(baseline: this process's own GET to the same receiver, every "
+            print("(reads: the gateway's first GET of the participant, or of its DN's participant list, after the "
+                  "event; baseline: this process's own GET to the same receiver, every "
                   f"{PROBE_INTERVAL_S * 1000:.0f} ms during the phase, send -> arrival)\n")
             rows = []
             for phase in results + bursts:

@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from bench.processes import ReceiverProcess, SimProcess, check_shared_clock
+from bench.processes import ReceiverProcess, SimProcess, SimResults, check_shared_clock
 from tests.support.wait import wait_until
 
 
@@ -22,6 +22,19 @@ def test_shared_clock_check_stops_on_a_reading_outside_the_round_trip(theirs, is
     else:
         with pytest.raises(SystemExit, match="not one clock"):
             check_shared_clock("child", 1.0, theirs, 2.0)
+
+
+@pytest.mark.parametrize("since, first", [
+    (0.5, 1.0),
+    (1.5, 2.0),
+    (2.5, 3.0),
+    (3.5, None),
+], ids=["its own read first", "the list read first", "its own read after the list's", "no read after"])
+def test_first_read_of_a_participant_is_alone_or_in_its_dns_list(since, first):
+    results = SimResults(emitted={}, participant_of={}, reads={("100", 7): [1.0, 3.0], ("100", 8): [1.6]},
+                         list_reads={"100": [2.0], "101": [1.2]}, peak_calls=0)
+
+    assert results.first_read("100", 7, since) == first
 
 
 def test_receiver_process_stamps_arrivals_between_send_and_answer():
