@@ -1,13 +1,17 @@
 """Benchmark: webhook delay and gateway memory at 100 and 1000 concurrent calls.
 
-Runs, all on 127.0.0.1:
-  - the simulator in this process (a time scale; recording switched off on every extension so no
-    WAVs are made), with a subscriber on its call engine that timestamps every participant event
-    as the engine emits it;
-  - a fast webhook receiver in this process (ThreadingHTTPServer, HTTP/1.1 keep-alive) that
-    timestamps every arrival;
+Runs, all on 127.0.0.1, each in its own process as the PBX, the gateway and the CRM would be
+(bench/processes.py; on a small machine a simulator or receiver sharing this process's GIL would
+make the benchmark measure itself):
+  - the simulator (a time scale; recording switched off on every extension so no WAVs are made),
+    with a subscriber on its call engine that timestamps every participant event as the engine
+    emits it, and a tap timestamping the gateway's reads of each participant (alone or in its
+    DN's participant list);
+  - a fast webhook receiver (ThreadingHTTPServer, HTTP/1.1 keep-alive) that timestamps every arrival;
   - the gateway exactly as production (`3cx-gateway run --config <tmp config>`) with [webhooks] url
     pointing at the receiver and [recordings] enabled = false (no conversions distort the run).
+Timestamps are time.perf_counter(), CLOCK_MONOTONIC on Linux: one clock for all the processes of
+the machine (checked once per child at start; the benchmark stops where it is not shared).
 Each phase plays N inbound calls to the registered extensions 100-119 (round robin), started at a
 steady rate: each rings, is answered, talks until every call of the phase is up (so all N overlap)
 and is hung up by the caller. Each webhook is matched to the engine event that caused it, by the
@@ -18,7 +22,9 @@ v20 call id inside the call-link id, the extension and the event type:
 and the delay (emission -> arrival) is reported as p50/p90/p99/max with the counts and the gunicorn
 worker's peak RSS (VmHWM). Targets: p99 under 50 ms at 1000 concurrent calls, memory under 150 MB.
 Same-run baseline: this process's own GETs straight to the receiver, timed the same way, during
-each phase, so readers see which part of the delay is the gateway.
+each phase, so readers see which part of the delay is the gateway. Per phase also the CPU seconds
+(/proc/PID/stat) of the gateway's worker, the simulator, the receiver and this process, and the
+gateway's CPU per call: whether the gateway or the test rig is the limit on a small machine.
 
 Burst phases (`--burst N`, 0 to skip): N calls started within one second, each ringing 1 simulated
 second; once at time scale 1 (a second simulator and gateway, started for it) and once at the main
@@ -40,18 +46,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import requests
 
-from bench.common import (HOST, free_port, machine_line, percentiles, quiet_directory, start_gateway,
-                          status_kb, table, wait_http, write_config)
-from gateway.webhooks.receiver import Webhook, WebhookReceiver
+from bench.common import (HOST, Child, cpu_seconds, free_port, machine_line, percentiles, start_gateway, status_kb,
+                          table, wait_http, write_config)
+from bench.processes import Arrival, ReceiverProcess, SimProcess
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +67,9 @@ EXTENSIONS = [str(n) for n in range(100, 120)]   # the default directory's regis
 DID = "+420233000111"
 RING_REAL_S = 1.0
 PROBE_INTERVAL_S = 0.02
-LAG_EVERY = 10          # the gateway's /healthz (event lag) is read every 10th sample: 0.5 s
-UPSERT, REMOVE = 0, 1   # WebSocket event_type values (V20-API-NOTES §e)
+SAMPLE_EVERY_S = 0.5    # the gateway's /healthz (event lag) and the processes' CPU time
+WAIT_ROUND_S = 0.1      # waiting for a phase to complete: new arrivals and the simulator's progress
+CPU_PROCESSES = ("gateway", "simulator", "receiver", "bench")
 
 # webhook event -> the kind of engine event that causes it
 WEBHOOK_KINDS = {"ringing": "ringing", "hangupincoming": "start", "pickupincoming": "start",
@@ -72,93 +77,95 @@ WEBHOOK_KINDS = {"ringing": "ringing", "hangupincoming": "start", "pickupincomin
 _LINK_ID = re.compile(r"^\d{12}_(\d+)-\d+$")
 
 
-# --- what happened, with timestamps (time.perf_counter() of this process) -----------------------
+# --- the phase's webhooks as they arrive ----------------------------------------------------------
 
-class Emissions:
-    """Subscribes to the engine: (v20 call id, dn, kind) -> when the engine emitted it."""
+class Progress:
+    """The webhooks of one phase's calls, each arrival examined once (the wait for completion stays linear).
 
-    def __init__(self, engine: Any) -> None:
-        self._engine = engine
-        self._lock = threading.Lock()
-        self.at: dict[tuple[int, str, str], float] = {}
-        self.participant_of: dict[tuple[int, str], int] = {}
-        self._call_of: dict[int, int] = {}
+    An arrival is the phase's when the call number in its call-link id is one of the phase's v20 call
+    ids, or a call-history number (`history`, from the simulator) standing for one. An arrival not
+    (yet) placed waits in `_pending` and is tried again when new history numbers come.
+    """
 
-    def wants(self, dn: str) -> bool:
-        return True
+    def __init__(self, call_ids: list[int], history: dict[int, int]) -> None:
+        self.call_ids = set(call_ids)
+        self.expected = 3 * len(call_ids)
+        self._history = history
+        self._history_size = len(history)
+        self.mine: list[tuple[int, Arrival]] = []                  # (v20 call id, arrival), in arrival order
+        self._pending: list[Arrival] = []
+        self._rung: set[tuple[int, str]] = set()                    # legs with a ringing webhook
+        self._started: set[tuple[int, str]] = set()                 # legs with a start webhook
+        self.recovered_starts: set[tuple[int, str]] = set()         # ... whose start came from the call history
 
-    def push(self, event_type: int, entity: str) -> None:
-        # Runs on the engine's thread with the engine lock held (re-entrant): keep it short.
-        now = time.perf_counter()
-        parts = entity.strip("/").split("/")
-        dn, participant_id = parts[-3], int(parts[-1])
-        if event_type == UPSERT:
-            view = self._engine.participant(dn, participant_id)
-            if view is None:
-                return
-            callid, status = int(view["callid"]), view["status"]
-            kind = {"Ringing": "ringing", "Connected": "start"}.get(status)
-            with self._lock:
-                self._call_of[participant_id] = callid
-                self.participant_of[(callid, dn)] = participant_id
-        elif event_type == REMOVE:
-            with self._lock:
-                callid = self._call_of.get(participant_id)
-            kind = "end"
-        else:
-            return
-        if kind is None or callid is None:
-            return
-        with self._lock:
-            self.at.setdefault((callid, dn, kind), now)
+    def add(self, arrivals: list[Arrival]) -> None:
+        if len(self._history) != self._history_size:
+            self._history_size = len(self._history)
+            pending, self._pending = self._pending, []
+            arrivals = pending + arrivals
+        for arrival in arrivals:
+            if arrival.params.get("event") == "probe":
+                continue
+            callid = _call_id(arrival, self._history)
+            if callid not in self.call_ids:
+                self._pending.append(arrival)
+                continue
+            assert callid is not None
+            self.mine.append((callid, arrival))
+            leg = (callid, arrival.params.get("user", ""))
+            kind = WEBHOOK_KINDS.get(arrival.params.get("event", ""))
+            if kind == "ringing":
+                self._rung.add(leg)
+            elif kind == "start":
+                self._started.add(leg)
+                if RECOVERED in arrival.params.get("title", ""):
+                    self.recovered_starts.add(leg)
 
-
-class Reads:
-    """Installed on the simulator's app: when the gateway read each participant (after an Upsert)."""
-
-    PATH = re.compile(r"^/callcontrol/([^/]+)/participants/(\d+)$")
-
-    def __init__(self) -> None:
-        self.at: dict[tuple[str, int], list[float]] = defaultdict(list)
-        self._lock = threading.Lock()
-
-    def before_request(self) -> None:
-        import flask
-        now = time.perf_counter()
-        match = self.PATH.match(flask.request.path)
-        if match and flask.request.method == "GET":
-            with self._lock:
-                self.at[(match.group(1), int(match.group(2)))].append(now)
+    def is_complete(self) -> bool:
+        """Every expected webhook arrived, but a ringing one of a leg whose start came from the call history."""
+        unrung = self._started - self._rung
+        return len(self.mine) >= self.expected - len(unrung) and unrung <= self.recovered_starts
 
 
-@dataclass
-class Arrival:
-    at: float
-    params: dict[str, str]
+def _call_id(arrival: Arrival, history: dict[int, int]) -> int | None:
+    """The v20 call id in a webhook's call-link id; for a call reported from the call history (whose
+    id carries a number derived from MainCallHistoryId) the call id behind that number."""
+    match = _LINK_ID.match(arrival.params.get("id", ""))
+    if not match:
+        return None
+    number = int(match.group(1))
+    return history.get(number, number)
 
 
-@dataclass
-class Receiver:
-    """The webhook receiver: every arrival with its time; probes carry their send time."""
+class CpuMeter:
+    """CPU seconds (utime + stime, /proc/PID/stat) of the processes of a phase, and each one's busiest
+    stretch between two `sample()`s as a share of one core."""
 
-    arrivals: list[Arrival] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._pids = pids
+        self._began = self._read()
+        self._last = (time.perf_counter(), self._began)
+        self.busiest: dict[str, float] = dict.fromkeys(pids, 0.0)
 
-    def serve(self) -> WebhookReceiver:
-        """Start taking webhooks (keep-alive, as a CRM behind nginx would)."""
-        return WebhookReceiver(self._arrive, path="/crm/webhook", keep_alive=True, name="bench-receiver")
+    def _read(self) -> dict[str, float]:
+        out = {}
+        for name, pid in self._pids.items():
+            try:
+                out[name] = cpu_seconds(pid)
+            except (OSError, IndexError, ValueError):
+                out[name] = float("nan")
+        return out
 
-    def _arrive(self, webhook: Webhook) -> None:
-        with self.lock:
-            self.arrivals.append(Arrival(webhook.at, webhook.params))
+    def sample(self) -> None:
+        now, reading = time.perf_counter(), self._read()
+        then, before = self._last
+        for name in self._pids:
+            self.busiest[name] = max(self.busiest[name], (reading[name] - before[name]) / (now - then))
+        self._last = (now, reading)
 
-    def webhooks(self) -> list[Arrival]:
-        with self.lock:
-            return [a for a in self.arrivals if a.params.get("event") != "probe"]
-
-    def probes(self) -> list[Arrival]:
-        with self.lock:
-            return [a for a in self.arrivals if a.params.get("event") == "probe"]
+    def spent(self) -> dict[str, float]:
+        reading = self._read()
+        return {name: reading[name] - self._began[name] for name in self._pids}
 
 
 class Prober:
@@ -190,7 +197,10 @@ class Prober:
 
     def _run(self) -> None:
         while not self._stop.wait(PROBE_INTERVAL_S):
-            self.probe()
+            try:
+                self.probe()
+            except requests.RequestException as error:    # not counted: no arrival carries its tag
+                logger.warning("probe failed: %s", error)
 
     def delays_ms(self, arrivals: list[Arrival], tags: set[str]) -> list[float]:
         return [(a.at - self.sent[a.params["tag"]]) * 1000.0 for a in arrivals
@@ -205,6 +215,7 @@ class Phase:
     name: str = ""
     seconds: float = 0.0
     peak_calls: int = 0
+    started: int = 0
     expected: int = 0
     received: int = 0
     matched: int = 0
@@ -223,6 +234,8 @@ class Phase:
     recovered_legs_unrung: int = 0  # ringing never sent for a leg reported from the history
     lag_max_s: float = 0.0          # the gateway's event lag, highest seen during the phase
     unread_legs: int = 0            # participants gone before the gateway read them (its /metrics)
+    cpu_s: dict[str, float] = field(default_factory=dict)       # process -> CPU seconds during the phase
+    busiest: dict[str, float] = field(default_factory=dict)     # process -> busiest 0.5 s, share of a core
 
 
 def delivered_count(health_url: str) -> int:
@@ -230,29 +243,24 @@ def delivered_count(health_url: str) -> int:
     return int(requests.get(health_url, timeout=10).json()["outbox"]["delivered"])
 
 
-def play_phase(sim: Any, emissions: Emissions, reads: Reads, receiver: Receiver, prober: Prober,
-               calls: int, rate: float, time_scale: float, worker_pid: int, gateway: Any,
-               timeout_s: float, health_url: str, *, ring_sim_s: float | None = None, name: str = "") -> Phase:
-    from gateway.sim.scenarios import ScenarioError, inbound
-
+def play_phase(stack: Stack, receiver: ReceiverProcess, prober: Prober, calls: int, rate: float,
+               timeout_s: float, *, ring_sim_s: float | None = None, name: str = "") -> Phase:
+    sim, time_scale, health_url = stack.sim, stack.time_scale, stack.health_url
     phase = Phase(calls, name or f"{calls} calls")
     ramp_s = calls / rate
     talk_real_s = ramp_s + 2.0                 # the first call is still up when the last one is answered
     ring_sim = RING_REAL_S * time_scale if ring_sim_s is None else ring_sim_s
     talk_sim = talk_real_s * time_scale
-    webhooks_before = len(receiver.webhooks())
+    receiver.collect()
+    first = len(receiver.arrivals)
     delivered_before = delivered_count(health_url)
     probe_tags_before = set(prober.sent)
-    played: list[Any] = []
+    cpu = CpuMeter({"gateway": stack.worker, "simulator": sim.pid, "receiver": receiver.pid, "bench": os.getpid()})
     stop_sampling = threading.Event()
 
     def sample() -> None:
-        rounds = 0
-        while not stop_sampling.wait(0.05):
-            phase.peak_calls = max(phase.peak_calls, sim.engine.calls_active())
-            rounds += 1
-            if rounds % LAG_EVERY:
-                continue
+        while not stop_sampling.wait(SAMPLE_EVERY_S):
+            cpu.sample()
             try:
                 lag = float(requests.get(health_url, timeout=2).json()["events"]["lag_s"])
             except (requests.RequestException, ValueError, KeyError):
@@ -263,52 +271,52 @@ def play_phase(sim: Any, emissions: Emissions, reads: Reads, receiver: Receiver,
     sampler.start()
     prober.start()
     began = time.perf_counter()
-    for n in range(calls):
-        wait_s = began + n / rate - time.perf_counter()
-        if wait_s > 0:
-            time.sleep(wait_s)
-        ext = EXTENSIONS[n % len(EXTENSIONS)]
-        scenario = (inbound(f"+42077{n:07d}", did=DID).to_extension(ext)
-                    .rings(ring_sim).answered_by(ext).talk(talk_sim).caller_hangs_up())
-        try:
-            played.append(sim.play(scenario, wait=False))
-        except ScenarioError as error:
-            phase.failed_starts += 1
-            print(f"  call {n} did not start: {error}", flush=True)
-    deadline = time.monotonic() + talk_real_s + ring_sim / time_scale + timeout_s
-    for call in played:
-        call.done.wait(max(0.0, deadline - time.monotonic()))
-    phase.expected = 3 * len(played)
-    call_ids = {call.call_id for call in played}
-    while time.monotonic() < deadline:
-        history = history_numbers(sim, emissions)
-        mine = [a for a in receiver.webhooks()[webhooks_before:] if _call_id(a, history) in call_ids]
-        unrung = {(c, u) for c, u, k in _keys(mine, history) if k == "start"} - \
-            {(c, u) for c, u, k in _keys(mine, history) if k == "ringing"}
-        if len(mine) >= phase.expected - len(unrung) and _is_recovered_only(mine, unrung):
+    sim.play(calls, rate, did=DID, extensions=EXTENSIONS, ring_sim_s=ring_sim, talk_sim_s=talk_sim)
+    deadline = time.monotonic() + ramp_s + talk_real_s + ring_sim / time_scale + timeout_s
+    progress: Progress | None = None
+    while True:
+        state = sim.progress()
+        for error in state.errors:
+            print(f"  {error}", flush=True)
+        new = receiver.collect()
+        if progress is None and state.call_ids is not None:
+            progress = Progress(state.call_ids, sim.history)
+            new = receiver.arrivals[first:]
+        if progress is not None:
+            progress.add(new)
+            if state.is_done and progress.is_complete():
+                break
+        if time.monotonic() >= deadline:
             break
-        if not gateway.is_running():
-            raise gateway.fail("exited during the benchmark")
-        time.sleep(0.1)
+        if not stack.gateway.is_running():
+            raise stack.gateway.fail("exited during the benchmark")
+        time.sleep(WAIT_ROUND_S)
+    if progress is None:
+        raise SystemExit(f"{sim.name}: the calls of {phase.name} were not all started within the phase's time")
     time.sleep(0.5)    # a late duplicate or stray webhook still counts
     prober.stop()
     stop_sampling.set()
     sampler.join(2)
     phase.seconds = time.perf_counter() - began
+    phase.cpu_s = cpu.spent()
+    phase.busiest = cpu.busiest
     phase.delivered = delivered_count(health_url) - delivered_before
+    state = sim.progress()
+    progress.add(receiver.collect())
+    phase.failed_starts = state.failed
+    phase.started = len(progress.call_ids)
+    phase.expected = progress.expected
+    results = sim.results(sorted(progress.call_ids))
+    phase.peak_calls = results.peak_calls
 
     seen: set[tuple[int, str, str]] = set()
-    history = history_numbers(sim, emissions)
-    for arrival in receiver.webhooks()[webhooks_before:]:
-        callid = _call_id(arrival, history)
-        if callid not in call_ids:
-            continue
+    for callid, arrival in progress.mine:
         phase.received += 1
         if RECOVERED in arrival.params.get("title", ""):
             phase.recovered += 1
         kind = WEBHOOK_KINDS.get(arrival.params.get("event", ""))
         key = (callid, arrival.params.get("user", ""), kind or "")
-        emitted = emissions.at.get(key)
+        emitted = results.emitted.get(key)
         if kind is None or emitted is None:
             phase.unmatched += 1
             continue
@@ -319,15 +327,14 @@ def play_phase(sim: Any, emissions: Emissions, reads: Reads, receiver: Receiver,
         phase.matched += 1
         phase.delays_ms.append((arrival.at - emitted) * 1000.0)
         if kind in ("ringing", "start"):
-            participant_id = emissions.participant_of.get((callid, key[1]))
-            read = next((t for t in reads.at.get((key[1], participant_id), []) if t >= emitted), None)
+            participant_id = results.participant_of.get((callid, key[1]))
+            read = results.first_read(key[1], participant_id or 0, emitted)
             if read is not None:
                 phase.to_read_ms.append((read - emitted) * 1000.0)
                 phase.read_to_arrival_ms.append((arrival.at - read) * 1000.0)
-    recovered_legs = {(a_call, user) for a_call, user, kind in seen if kind == "start"
-                      and _recovered_start(receiver.webhooks()[webhooks_before:], history, a_call, user)}
-    for key in emissions.at:
-        if key[0] in call_ids and key not in seen:
+    recovered_legs = {leg for leg in progress.recovered_starts if (*leg, "start") in seen}
+    for key in results.emitted:
+        if key not in seen:
             if key[2] == "ringing" and (key[0], key[1]) in recovered_legs:
                 phase.recovered_legs_unrung += 1
                 continue
@@ -337,52 +344,11 @@ def play_phase(sim: Any, emissions: Emissions, reads: Reads, receiver: Receiver,
         phase.unread_legs = int(float(re.search(r"^gateway_unread_legs_total (\S+)$", metrics, re.M).group(1)))
     except (requests.RequestException, AttributeError, ValueError):
         phase.unread_legs = -1
-    phase.probe_ms = prober.delays_ms(receiver.probes(), set(prober.sent) - probe_tags_before)
-    phase.peak_rss_kb = status_kb(worker_pid, "VmHWM")
-    phase.rss_kb = status_kb(worker_pid, "VmRSS")
+    probes = [a for a in receiver.arrivals[first:] if a.params.get("event") == "probe"]
+    phase.probe_ms = prober.delays_ms(probes, set(prober.sent) - probe_tags_before)
+    phase.peak_rss_kb = status_kb(stack.worker, "VmHWM")
+    phase.rss_kb = status_kb(stack.worker, "VmRSS")
     return phase
-
-
-def _call_id(arrival: Arrival, history: dict[int, int] | None = None) -> int | None:
-    """The v20 call id in a webhook's call-link id; for a call reported from the call history (whose
-    id carries a number derived from MainCallHistoryId) the call id behind that number."""
-    match = _LINK_ID.match(arrival.params.get("id", ""))
-    if not match:
-        return None
-    number = int(match.group(1))
-    return (history or {}).get(number, number)
-
-
-def history_numbers(sim: Any, emissions: Emissions) -> dict[int, int]:
-    """HistoryCall.number of each call in the simulator's call history -> its v20 call id."""
-    from gateway.live.history import HistoryCall
-    by_participant = {(dn, participant_id): callid for (callid, dn), participant_id in emissions.participant_of.items()}
-    with sim.directory.call_log_lock:
-        rows = list(sim.directory.call_log)
-    out: dict[int, int] = {}
-    for row in rows:
-        callid = by_participant.get((row.destination_dn, row.dst_participant))
-        if callid is not None:
-            out[HistoryCall(row.main_id, ()).number] = callid
-    return out
-
-
-def _keys(arrivals: list[Arrival], history: dict[int, int]) -> set[tuple[int | None, str, str]]:
-    return {(_call_id(a, history), a.params.get("user", ""), WEBHOOK_KINDS.get(a.params.get("event", ""), ""))
-            for a in arrivals}
-
-
-def _is_recovered_only(arrivals: list[Arrival], unrung: set[tuple[int | None, str]]) -> bool:
-    """Whether every leg without a ringing webhook got its start from the call history."""
-    return all(any(RECOVERED in a.params.get("title", "") for a in arrivals
-                   if a.params.get("user") == user and WEBHOOK_KINDS.get(a.params.get("event", "")) == "start")
-               for _call, user in unrung) if unrung else True
-
-
-def _recovered_start(arrivals: list[Arrival], history: dict[int, int], callid: int, user: str) -> bool:
-    return any(_call_id(a, history) == callid and a.params.get("user") == user
-               and WEBHOOK_KINDS.get(a.params.get("event", "")) == "start" and RECOVERED in a.params.get("title", "")
-               for a in arrivals)
 
 
 # --- main --------------------------------------------------------------------------------------------
@@ -394,35 +360,33 @@ def _ms(values: list[float]) -> list[str]:
 
 
 class Stack:
-    """A simulator at one time scale with its own gateway (`3cx-gateway run`) sending to `hook_url`."""
+    """A simulator process at one time scale with its own gateway (`3cx-gateway run`) sending to `hook_url`."""
 
     def __init__(self, root: Path, time_scale: float, hook_url: str) -> None:
-        from gateway.sim.server import SimServer
-
         self.time_scale = time_scale
-        self.sim = SimServer(time_scale=time_scale, directory_factory=quiet_directory)
-        self.reads = Reads()
-        self.sim.app.before_request(self.reads.before_request)
-        self.sim.start()
-        self.emissions = Emissions(self.sim.engine)
-        self.sim.engine.subscribe(self.emissions)
-        root.mkdir(parents=True, exist_ok=True)
-        self.root = root
-        self.port = free_port()
-        config_path, _ = write_config(root, sim_url=self.sim.url, client_id=self.sim.client_id,
-                                      client_secret=self.sim.client_secret, port=self.port, hook_url=hook_url)
-        self.gateway = start_gateway(config_path, root / "gateway.log")
-        self.health_url = f"http://{HOST}:{self.port}/healthz"
-        wait_http(self.health_url, self.gateway)
-        self.worker = self.gateway.worker_pid()
+        self.sim = SimProcess(time_scale)
+        self.gateway: Child | None = None
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            self.root = root
+            self.port = free_port()
+            config_path, _ = write_config(root, sim_url=self.sim.url, client_id=self.sim.client_id,
+                                          client_secret=self.sim.client_secret, port=self.port, hook_url=hook_url)
+            self.gateway = start_gateway(config_path, root / "gateway.log")
+            self.health_url = f"http://{HOST}:{self.port}/healthz"
+            wait_http(self.health_url, self.gateway)
+            self.worker = self.gateway.worker_pid()
+        except BaseException:
+            self.stop()
+            raise
 
-    def play(self, receiver: Receiver, prober: Prober, calls: int, rate: float, timeout_s: float, *,
+    def play(self, receiver: ReceiverProcess, prober: Prober, calls: int, rate: float, timeout_s: float, *,
              ring_sim_s: float | None = None, name: str = "") -> Phase:
-        return play_phase(self.sim, self.emissions, self.reads, receiver, prober, calls, rate, self.time_scale,
-                          self.worker, self.gateway, timeout_s, self.health_url, ring_sim_s=ring_sim_s, name=name)
+        return play_phase(self, receiver, prober, calls, rate, timeout_s, ring_sim_s=ring_sim_s, name=name)
 
     def stop(self) -> None:
-        self.gateway.stop()
+        if self.gateway is not None:
+            self.gateway.stop()
         self.sim.stop()
 
 
@@ -443,11 +407,10 @@ def main() -> int:
         parser.error("--calls, --rate and --time-scale must be positive, --burst not negative")
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    receiver = Receiver()
-    server = receiver.serve()
-    hook_url = server.url
-    prober = Prober(hook_url)
     stacks: list[Stack] = []
+    receiver = ReceiverProcess()
+    hook_url = receiver.url
+    prober = Prober(hook_url)
     with tempfile.TemporaryDirectory(prefix="webhook-bench-") as tmp:
         root = Path(tmp)
         try:
@@ -459,8 +422,8 @@ def main() -> int:
             print(machine_line())
             print(f"load average before the run: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
             print(f"gateway: 3cx-gateway run (gunicorn, one gthread worker), [webhooks] method GET, "
-                  f"[recordings] enabled = false, logging INFO; PBX: simulator in this process, "
-                  f"time scale {args.time_scale:g}x")
+                  f"[recordings] enabled = false, logging INFO; PBX: simulator in its own process, "
+                  f"time scale {args.time_scale:g}x; CRM: webhook receiver in its own process")
             print(f"calls: inbound to extensions {EXTENSIONS[0]}-{EXTENSIONS[-1]} round robin, started at "
                   f"{args.rate:g}/s, ring {RING_REAL_S:g} s, talk until all are up, caller hangs up; "
                   f"3 webhooks each (ringing, hangupincoming, incoming)")
@@ -468,7 +431,8 @@ def main() -> int:
 
             for _ in range(20):     # the idle baseline: the receiver's own round trip, nothing else running
                 prober.probe()
-            idle_probe = prober.delays_ms(receiver.probes(), set(prober.sent))
+            receiver.collect()
+            idle_probe = prober.delays_ms(receiver.arrivals, set(prober.sent))
 
             results = []
             for calls in phases:
@@ -518,8 +482,21 @@ def main() -> int:
             rows.append(["idle: baseline, direct GET to receiver", *_ms(idle_probe)])
             print(table(["where the time goes (ringing + answer webhooks)", "p50 ms", "p90 ms", "p99 ms", "max ms"],
                         rows))
-            print("(baseline: this process's own GET to the same receiver, every "
+            print("(reads: the gateway's first GET of the participant, or of its DN's participant list, after the "
+                  "event; baseline: this process's own GET to the same receiver, every "
                   f"{PROBE_INTERVAL_S * 1000:.0f} ms during the phase, send -> arrival)\n")
+            rows = []
+            for phase in results + bursts:
+                per_call = phase.cpu_s["gateway"] * 1000.0 / phase.started if phase.started else float("nan")
+                rows.append([phase.name, f"{phase.seconds:.1f}",
+                             *[f"{phase.cpu_s[p]:.2f} ({phase.busiest[p] * 100:.0f}%)" for p in CPU_PROCESSES],
+                             f"{per_call:.2f}"])
+            print(table(["CPU during the phase", "wall s", *[f"{p} s (busiest)" for p in CPU_PROCESSES],
+                         "gateway ms/call"], rows))
+            print("(CPU: utime + stime of /proc/PID/stat while the phase ran; gateway: its gunicorn worker; "
+                  "simulator, receiver: their processes; bench: this process (prober, samplers); busiest: "
+                  f"the highest share of one core over {SAMPLE_EVERY_S:g} s; gateway ms/call: the worker's CPU "
+                  "per call started)\n")
             biggest = max(results, key=lambda p: p.calls)
             p99 = percentiles(biggest.delays_ms)[2] if biggest.delays_ms else float("inf")
             rss_mb = (biggest.peak_rss_kb or 0) / 1024
@@ -550,9 +527,10 @@ def main() -> int:
                     print(f"the gateway's log is kept in {kept}")
             return 0
         finally:
+            prober.stop()
             for stack in stacks:
                 stack.stop()
-            server.stop()
+            receiver.stop()
 
 
 if __name__ == "__main__":
