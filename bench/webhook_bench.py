@@ -222,6 +222,7 @@ class Phase:
     unmatched: int = 0
     duplicates: int = 0
     delays_ms: list[float] = field(default_factory=list)
+    delays_by_kind_ms: dict[str, list[float]] = field(default_factory=dict)
     to_read_ms: list[float] = field(default_factory=list)
     read_to_arrival_ms: list[float] = field(default_factory=list)
     probe_ms: list[float] = field(default_factory=list)
@@ -326,6 +327,7 @@ def play_phase(stack: Stack, receiver: ReceiverProcess, prober: Prober, calls: i
         seen.add(key)
         phase.matched += 1
         phase.delays_ms.append((arrival.at - emitted) * 1000.0)
+        phase.delays_by_kind_ms.setdefault(kind, []).append((arrival.at - emitted) * 1000.0)
         if kind in ("ringing", "start"):
             participant_id = results.participant_of.get((callid, key[1]))
             read = results.first_read(key[1], participant_id or 0, emitted)
@@ -473,6 +475,13 @@ def main() -> int:
                 if phase.lost_by_kind:
                     print(f"{phase.name}: no webhook for these engine events: "
                           + ", ".join(f"{kind} {n}" for kind, n in sorted(phase.lost_by_kind.items())))
+            print()
+            rows = []
+            for phase in results + bursts:
+                for kind in ("ringing", "start", "end"):
+                    rows.append([f"{phase.name}: {kind}", *_ms(phase.delays_by_kind_ms.get(kind, []))])
+            print(table(["delay by webhook (ringing; start: hangupincoming; end: incoming)", "p50 ms", "p90 ms",
+                         "p99 ms", "max ms"], rows))
             print()
             rows = []
             for phase in results + bursts:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -23,16 +24,24 @@ class ThreadConnections:
         self._synchronous = synchronous
         self._prepare = prepare
         self._local = threading.local()
+        self._opening = threading.Lock()
 
     def get(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={self._synchronous}")
-            if self._prepare is not None:
-                self._prepare(db)
+            # One at a time: switching a new file to WAL takes an exclusive lock that SQLite does not
+            # wait for, so two threads opening it together could see "database is locked".
+            with self._opening:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+                try:
+                    _wal(db)
+                    db.execute(f"PRAGMA synchronous={self._synchronous}")
+                    if self._prepare is not None:
+                        self._prepare(db)
+                except BaseException:
+                    db.close()
+                    raise
             self._local.db = db
         return db
 
@@ -42,6 +51,19 @@ class ThreadConnections:
         if db is not None:
             db.close()
             self._local.db = None
+
+
+def _wal(db: sqlite3.Connection, attempts: int = 50) -> None:
+    """Put the file in WAL mode; another process switching it at the same moment makes SQLite answer
+    "locked" at once (no busy wait for this one), so try again for up to about a second."""
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02)
 
 
 class Transaction:

@@ -32,6 +32,7 @@ scheme://host[:port]/path, the event id and the call key.
 """
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import queue
@@ -44,14 +45,15 @@ from typing import Any, Callable, Iterable
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
+from requests.utils import get_auth_from_url
 
 import gateway
-from gateway import httpenv
 from gateway.clock import Clock
 from gateway.config import WebhooksConfig, WebhookTarget
 from gateway.webhooks import policy
 from gateway.webhooks.outbox import DEFAULT_TARGET, Attempt, Outbox, OutboxCounts, OutboxEvent
 from gateway.webhooks.signing import sign
+from gateway.webhooks.transport import CLIENT_HEADERS, WireRequest, transport_for
 
 logger = logging.getLogger(__name__)
 
@@ -82,13 +84,16 @@ class Delivery:
     """
 
     def __init__(self, outbox: Outbox, webhooks_config: WebhooksConfig | WebhookTarget, *, clock: Clock,
-                 session: requests.Session | None = None, senders: int = SENDERS,
-                 rand: Callable[[], float] = random.random) -> None:
+                 senders: int = SENDERS, rand: Callable[[], float] = random.random) -> None:
         self._outbox = outbox
         self._config = webhooks_config
         self.name: str = getattr(webhooks_config, "name", DEFAULT_TARGET)
         self._clock = clock
-        self._session = session or httpenv.settle(requests.Session(), webhooks_config.url or "http://localhost/")
+        url = webhooks_config.url or "http://localhost/"
+        self._transport = transport_for(url)
+        self._base_url = requests.Request("GET", url).prepare().url or url   # as requests would quote it
+        user, password = get_auth_from_url(url)      # user:password@ in the url: HTTP Basic, as requests does
+        self._authorization = _basic_auth(user, password) if user or password else ""
         self._senders = senders
         self._rand = rand
         self.is_enabled = bool(webhooks_config.url)
@@ -136,6 +141,7 @@ class Delivery:
         for thread in senders:
             thread.join(max(deadline - time.monotonic(), 0))
         self._record_outcomes()
+        self._transport.close()
         if any(thread.is_alive() for thread in self._threads):
             logger.warning("webhook senders still busy after %.1fs; their events stay pending",
                            timeout_s)
@@ -255,10 +261,7 @@ class Delivery:
     def _attempt(self, event: OutboxEvent) -> Attempt:
         """Send one event once and log the outcome; returns it, for the caller to record."""
         try:
-            request = self._prepare(event)
-            response = self._session.send(request, timeout=self._config.timeout_s,
-                                          allow_redirects=False)
-            response.close()
+            response = self._transport.send(self._prepare(event), self._config.timeout_s)
             result: object = response
             error = f"HTTP {response.status_code}"
             if 300 <= response.status_code < 400:
@@ -287,33 +290,33 @@ class Delivery:
                          event.id, event.call_key, self.name, attempts, error, event.id)
         return outcome
 
-    def _prepare(self, event: OutboxEvent) -> requests.PreparedRequest:
-        """The exact request for `event`, signed over what will go on the wire."""
+    def _prepare(self, event: OutboxEvent) -> WireRequest:
+        """The exact request for `event`, signed over what goes on the wire."""
         method = event.method or self._config.method
-        headers = {"User-Agent": f"3cx-gateway/{gateway.__version__}", "X-Webhook-Id": event.id}
+        headers = [("User-Agent", f"3cx-gateway/{gateway.__version__}"), *CLIENT_HEADERS, ("X-Webhook-Id", event.id)]
         body = b""
         if method == "POST":
             body = json.dumps(event.params, ensure_ascii=False, separators=(",", ":")).encode()
-            headers["Content-Type"] = "application/json"
-            request = requests.Request("POST", self._config.url, headers=headers, data=body)
+            headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            url = self._base_url
         else:
-            request = requests.Request("GET", append_query(self._config.url, event.params),
-                                       headers=headers)
-        prepared = self._session.prepare_request(request)
+            url = append_query(self._base_url, event.params)
+        parts = urlsplit(url)
+        if self._authorization:
+            headers.append(("Authorization", self._authorization))
         if self._config.secret:
-            # Sign what requests will send: after preparing, the URL and body are final.
-            signed = body if method == "POST" else urlsplit(prepared.url or "").query.encode()
-            prepared.headers["X-Webhook-Signature"] = sign(self._config.secret, signed)
-        return prepared
+            signed = body if method == "POST" else parts.query.encode()
+            headers.append(("X-Webhook-Signature", sign(self._config.secret, signed)))
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return WireRequest(method, target, tuple(headers), body)
 
 
 class Deliveries:
     """One `Delivery` per webhook target, started and stopped together; `by_name` finds one."""
 
     def __init__(self, outbox: Outbox, targets: Iterable[WebhookTarget], *, clock: Clock,
-                 session: requests.Session | None = None, senders: int = SENDERS) -> None:
-        self.all = [Delivery(outbox, target, clock=clock, session=session, senders=senders)
-                    for target in targets]
+                 senders: int = SENDERS) -> None:
+        self.all = [Delivery(outbox, target, clock=clock, senders=senders) for target in targets]
         self.by_name = {delivery.name: delivery for delivery in self.all}
         self.is_enabled = any(delivery.is_enabled for delivery in self.all)
 
@@ -358,6 +361,12 @@ def _query_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_query_value(item) for item in value]
     return str(value)
+
+
+def _basic_auth(user: str, password: str) -> str:
+    """An HTTP Basic Authorization value, encoded as requests encodes it (latin-1)."""
+    token = base64.b64encode(f"{user}:{password}".encode("latin-1", errors="replace")).decode("ascii")
+    return f"Basic {token}"
 
 
 def _safe_target(url: str) -> str:

@@ -1,0 +1,79 @@
+"""A bare HTTP/1.1 server on loopback for transport tests: it records each request's head as
+received (request line and headers), answers 200, and can misbehave as CRMs and proxies do.
+
+`close_after_answer=True` closes the connection right after each answer while leaving the
+keep-alive the client asked for in place (as a CRM whose idle timeout has just run out); with
+`tls=(certfile, keyfile)` it speaks HTTPS.
+"""
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RawRequest:
+    connection: int          # which accepted connection carried it (1, 2, ...)
+    line: str                # "GET /hook?x=1 HTTP/1.1", or the absolute form a proxy receives
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class RawHttpServer:
+    close_after_answer: bool = False
+    tls: tuple[str, str] | None = None
+    requests: list[RawRequest] = field(default_factory=list)
+    connections: int = 0
+
+    def __post_init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        self._context: ssl.SSLContext | None = None
+        if self.tls:
+            self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._context.load_cert_chain(*self.tls)
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, name="raw-http", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                number = self.connections
+            threading.Thread(target=self._serve, args=(sock, number), daemon=True).start()
+
+    def _serve(self, sock: socket.socket, number: int) -> None:
+        try:
+            if self._context is not None:
+                sock = self._context.wrap_socket(sock, server_side=True)
+            stream = sock.makefile("rb")
+            while True:
+                line = stream.readline()
+                if not line:
+                    return
+                headers: dict[str, str] = {}
+                while (header := stream.readline()) not in (b"\r\n", b"\n", b""):
+                    name, _, value = header.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                body = stream.read(int(headers.get("content-length") or 0))
+                with self._lock:
+                    self.requests.append(RawRequest(number, line.decode("latin-1").rstrip("\r\n"), headers, body))
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")
+                if self.close_after_answer:
+                    return
+        except (OSError, ssl.SSLError):
+            return
+        finally:
+            sock.close()
