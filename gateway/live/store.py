@@ -126,9 +126,22 @@ class StoreBatch:
 
 # --- JSON: frozen dataclasses with datetimes, tuples and nested dataclasses --------------------------
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _encode(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _encode(getattr(value, f.name)) for f in fields(value)}
+    kind = type(value)
+    if kind in (str, int, float, bool) or value is None:
+        return value
+    if kind is datetime:
+        return value.isoformat()
+    if kind is tuple:
+        return [_encode(item) for item in value]
+    names = _FIELD_NAMES.get(kind)
+    if names is None and is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(value))
+    if names is not None:
+        return {name: _encode(getattr(value, name)) for name in names}
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, tuple):
