@@ -259,7 +259,9 @@ class EventStream:
                 with self._translated():
                     ws = websocket.create_connection(
                         self._url, timeout=self._connect_timeout_s, enable_multithread=True,
-                        header=[f"Authorization: Bearer {token}"], sslopt=self._sslopt)
+                        header=[f"Authorization: Bearer {token}"], sslopt=self._sslopt,
+                        # checked by json.loads in _dispatch (a bad message is skipped), not byte by byte in Python
+                        skip_utf8_validation=True)
             except PbxAuthFailed:
                 if attempt == 2:
                     raise
