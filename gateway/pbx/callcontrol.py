@@ -15,6 +15,7 @@ import requests
 from gateway.pbx.auth import TokenSource
 from gateway.pbx.errors import PbxRejected
 from gateway.pbx.http import AuthorizedHttp, json_body
+from gateway.pbx.lean import LeanGets
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,9 @@ class CallControlClient:
 
     def __init__(self, session: requests.Session, base_url: str, tokens: TokenSource, *,
                  timeout_s: float) -> None:
-        self._http = AuthorizedHttp(session, base_url, "/callcontrol", tokens, timeout_s=timeout_s)
+        # Participant reads come by the hundred in a burst: Call Control GETs take the lean path.
+        self._http = AuthorizedHttp(session, base_url, "/callcontrol", tokens, timeout_s=timeout_s,
+                                    lean=LeanGets.for_pbx(session, base_url))
 
     # --- state -----------------------------------------------------------------------------------
 

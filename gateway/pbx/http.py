@@ -22,6 +22,7 @@ from gateway.pbx.errors import PbxAuthFailed, PbxError, PbxNotFound, PbxRejected
 
 if TYPE_CHECKING:
     from gateway.pbx.auth import TokenSource
+    from gateway.pbx.lean import LeanGets
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +139,9 @@ class AuthorizedHttp:
     """Bearer-authorised requests below base URL + prefix ("/xapi/v1"), with the module's retry policy."""
 
     def __init__(self, session: requests.Session, base_url: str, prefix: str, tokens: TokenSource, *,
-                 timeout_s: float, sleep: Callable[[float], None] = time.sleep) -> None:
+                 timeout_s: float, sleep: Callable[[float], None] = time.sleep, lean: LeanGets | None = None) -> None:
         self._session = session
+        self._lean = lean           # GETs without a body go this way when given (pbx/lean.py)
         self._base_url = base_url.rstrip("/")
         self.prefix = prefix.rstrip("/")
         self._tokens = tokens
@@ -161,10 +163,13 @@ class AuthorizedHttp:
         while True:
             token = self._tokens.token()
             try:
+                headers = {"Authorization": f"Bearer {token}", "Accept": accept}
                 with translated(what):
-                    response = self._session.request(
-                        method, url, json=body, timeout=self._timeout_s,
-                        headers={"Authorization": f"Bearer {token}", "Accept": accept})
+                    if self._lean is not None and method == "GET" and body is None:
+                        response = self._lean.get(url, headers, self._timeout_s)
+                    else:
+                        response = self._session.request(method, url, json=body, timeout=self._timeout_s,
+                                                         headers=headers)
             except PbxUnreachable as exc:
                 if is_idempotent and retries < len(RETRY_DELAYS_S):
                     logger.info("%s failed (%s); retrying", what, exc)

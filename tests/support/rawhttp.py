@@ -1,9 +1,9 @@
 """A bare HTTP/1.1 server on loopback for transport tests: it records each request's head as
 received (request line and headers), answers 200, and can misbehave as CRMs and proxies do.
 
-`close_after_answer=True` closes the connection right after each answer while leaving the
-keep-alive the client asked for in place (as a CRM whose idle timeout has just run out); with
-`tls=(certfile, keyfile)` it speaks HTTPS.
+It answers `answer` (`content_type`) to every request. `close_after_answer=True` closes the
+connection right after each answer while leaving the keep-alive the client asked for in place (as
+a server whose idle timeout has just run out); with `tls=(certfile, keyfile)` it speaks HTTPS.
 """
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ class RawRequest:
 class RawHttpServer:
     close_after_answer: bool = False
     tls: tuple[str, str] | None = None
+    answer: bytes = b"ok"
+    content_type: str = "text/plain"
     requests: list[RawRequest] = field(default_factory=list)
     connections: int = 0
 
@@ -70,7 +72,9 @@ class RawHttpServer:
                 body = stream.read(int(headers.get("content-length") or 0))
                 with self._lock:
                     self.requests.append(RawRequest(number, line.decode("latin-1").rstrip("\r\n"), headers, body))
-                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")
+                sock.sendall(b"HTTP/1.1 200 OK\r\nDate: Mon, 30 Nov 2026 08:00:00 GMT\r\n"
+                             + f"Content-Length: {len(self.answer)}\r\nContent-Type: {self.content_type}\r\n\r\n"
+                             .encode() + self.answer)
                 if self.close_after_answer:
                     return
         except (OSError, ssl.SSLError):
