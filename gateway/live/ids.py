@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 
+@lru_cache(maxsize=64)
 def _zone(tz: str | tzinfo) -> tzinfo:
     return ZoneInfo(tz) if isinstance(tz, str) else tz
 
 
+@lru_cache(maxsize=4096)
 def call_prefix(arrived_at: datetime, v20_call_id: int, tz: str | tzinfo) -> str:
-    """`yymmddHHMMSS_<call>`: the part every link of one transfer chain shares."""
+    """`yymmddHHMMSS_<call>`: the part every link of one transfer chain shares (cached: every step
+    of a call asks for it)."""
     if arrived_at.tzinfo is None:
         arrived_at = arrived_at.replace(tzinfo=timezone.utc)
     local = arrived_at.astimezone(_zone(tz))
