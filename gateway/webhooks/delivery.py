@@ -138,8 +138,16 @@ class Delivery:
         self._wake.set()
         dispatcher, senders = self._threads[0], self._threads[1:]
         dispatcher.join(max(deadline - time.monotonic(), 0))
+        while True:               # events handed out but not started stay pending: sent after the restart
+            try:
+                waiting = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if waiting is not None:
+                with self._lock:
+                    self._in_flight.discard(waiting.call_key)
         for _ in senders:
-            self._jobs.put(None)  # after every handed-out event, so those are still sent
+            self._jobs.put(None)  # the requests under way finish first
         for thread in senders:
             thread.join(max(deadline - time.monotonic(), 0))
         self._record_outcomes()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 
 
@@ -27,6 +28,7 @@ class RawHttpServer:
     tls: tuple[str, str] | None = None
     answer: bytes = b"ok"
     content_type: str = "text/plain"
+    delay_s: float = 0.0             # how long each answer takes (the request is recorded at once)
     requests: list[RawRequest] = field(default_factory=list)
     connections: int = 0
 
@@ -72,6 +74,8 @@ class RawHttpServer:
                 body = stream.read(int(headers.get("content-length") or 0))
                 with self._lock:
                     self.requests.append(RawRequest(number, line.decode("latin-1").rstrip("\r\n"), headers, body))
+                if self.delay_s:
+                    time.sleep(self.delay_s)
                 sock.sendall(b"HTTP/1.1 200 OK\r\nDate: Mon, 30 Nov 2026 08:00:00 GMT\r\n"
                              + f"Content-Length: {len(self.answer)}\r\nContent-Type: {self.content_type}\r\n\r\n"
                              .encode() + self.answer)

@@ -10,6 +10,7 @@ import pytest
 from gateway.webhooks.delivery import Delivery
 from gateway.webhooks.outbox import Outbox
 from tests.support.rawhttp import RawHttpServer
+from tests.support.wait import wait_until
 from tests.support.webhooks import webhooks_config
 
 RINGING = {"event": "ringing", "callerid": "+420777000111", "user": "101"}
@@ -112,5 +113,25 @@ def test_https_is_checked_against_the_ca_bundle_of_the_environment(outbox, clock
 
         assert outbox.get(untrusted).state == "delivered"
         assert [r.line.split("?")[0] for r in crm.requests] == ["GET /hook"]
+    finally:
+        crm.stop()
+
+
+def test_stopping_finishes_the_requests_under_way_and_leaves_the_queued_ones_pending(outbox, clock):
+    crm = RawHttpServer(delay_s=0.5)
+    try:
+        ids = [outbox.add(f"call-{n}", {**RINGING, "n": str(n)}) for n in range(40)]
+        delivery = Delivery(outbox, webhooks_config(url=crm.url + "/hook"), clock=clock, senders=2)
+        delivery.start()
+        wait_until(lambda: len(crm.requests) >= 2, timeout_s=5)
+
+        delivery.stop(10)
+
+        sent = [r.headers["x-webhook-id"] for r in crm.requests]
+        assert 2 <= len(sent) <= 4                    # two senders; eight were handed out to them
+        assert [outbox.get(event_id).state for event_id in ids].count("delivered") == len(sent)
+        crm.delay_s = 0.0
+        assert Delivery(outbox, webhooks_config(url=crm.url + "/hook"), clock=clock).run_due() == 40 - len(sent)
+        assert sorted(r.headers["x-webhook-id"] for r in crm.requests) == sorted(ids)    # each once
     finally:
         crm.stop()
