@@ -3,7 +3,7 @@
 Each benchmark is its own process (its figures printed as they come); a failing one is reported
 and the others still run. The exit status is 1 when any benchmark failed to run.
 
-    .venv/bin/python bench/run_all.py [--only webapi,webhook,convert]
+    .venv/bin/python bench/run_all.py [--only webapi,webhook,delivery,convert]
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "webapi": ("webapi_bench.py", ["--duration", "6", "--slices", "2", "--warmup", "1"]),
     "webhook": ("webhook_bench.py", ["--calls", "100,1000", "--rate", "50"]),
+    "delivery": ("delivery_bench.py", ["--events", "2000"]),
     "convert": ("convert_bench.py", []),
     "recovery": ("recovery_bench.py", ["--calls", "20,100", "--outage", "10"]),
 }
