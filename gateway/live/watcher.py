@@ -59,6 +59,7 @@ DID_CONDITION = "BasedOnDID"
 BATCH_MAX = 500             # messages applied (and committed) together at most
 TICK_S = 0.25               # how often the "watcher" thread looks for grace periods that are over
 UNREAD_KEEP_S = 600.0       # unread legs of no known call are kept this long for the call's end
+RESYNC_RETRY_S = 2.0        # a resync asked for by a failed read is tried again this often while it fails
 
 
 class DidNames:
@@ -224,6 +225,8 @@ class Watcher:
         self._unread_calls: set[int] = set()          # known calls that lost a reading
         self._unread_legs: list[UnreadLeg] = []       # legs of no known call (kept UNREAD_KEEP_S)
         self._legs_seen: dict[int, dict[tuple[str, int], Leg]] = {}   # every leg of each call, last reading
+        self._resync_wanted = False         # a participant read failed: tick() resyncs
+        self._resync_tried_at = float("-inf")
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -389,6 +392,13 @@ class Watcher:
             participant = reading.result()
         except PbxNotFound:
             self._unread(parsed)
+            return
+        except PbxError as exc:
+            # Not gone, just not read (the PBX failed even after its retries): what the event
+            # changed is read again with every other participant, by a resync (see tick()).
+            logger.warning("participant %s/%s could not be read (%s); the PBX's state is read again in full",
+                           dn, participant_id, exc)
+            self._resync_wanted = True
             return
         self._seen(self._leg(participant, dn, participant_id))
 
@@ -685,7 +695,17 @@ class Watcher:
     def tick(self) -> None:
         """Make final the ends of calls whose grace period is over (the stream's thread calls this
         often while connected). Nothing is settled until a resync has brought the table in step:
-        while disconnected, a call that seems over may have gone on."""
+        while disconnected, a call that seems over may have gone on. A participant read that failed
+        asks for a resync, done here (again every RESYNC_RETRY_S while the PBX cannot be read)."""
+        if self._resync_wanted and self._is_connected and self._applier is threading.current_thread():
+            now_s = self.clock.time()
+            if now_s - self._resync_tried_at >= RESYNC_RETRY_S:
+                self._resync_tried_at = now_s
+                try:
+                    self.resync()
+                    self._resync_wanted = False
+                except PbxError as exc:
+                    logger.warning("resync after a failed participant read failed (%s); trying again", exc)
         if not self._is_synced:
             return
         try:

@@ -77,3 +77,18 @@ def test_reads_of_one_dn_waiting_together_take_one_list_read_and_a_participant_m
     assert _metric(client, "gateway_unread_legs_total") == 1
     [missed] = [h.params for h in receiver.wait_for(4, timeout_s=20) if h.params["callerid"].endswith("4")]
     assert (missed["event"], missed["finishtype"]) == ("incoming", "Missed") and RECOVERED in missed["title"]
+
+
+def test_a_participant_the_pbx_failed_to_read_is_caught_up_by_a_resync(sim, live_gateway, client, receiver):
+    slow_timeouts(sim.directory)
+    wait_until(lambda: live_gateway.live.is_live, timeout_s=10)
+    sim.faults.fail(500, "/callcontrol/101/participants/", times=None)    # no participant of 101 can be read
+
+    sim.play(inbound(CALLER, did=DID).to_extension("101").rings(100).answered_by("101").talk(100)
+             .caller_hangs_up())
+
+    hooks = [h.params for h in receiver.wait_for(3, timeout_s=20)]
+    assert [(p["event"], p["user"]) for p in hooks] == [("ringing", "101"), ("hangupincoming", "101"),
+                                                        ("incoming", "101")]
+    assert len({p["id"].rsplit("-", 1)[0] for p in hooks}) == 1 and hooks[2]["finishtype"] == "Ok"
+    assert not any(RECOVERED in p.get("title", "") for p in hooks)
