@@ -42,6 +42,7 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -61,6 +62,10 @@ logger = logging.getLogger(__name__)
 
 SENDERS = 8
 QUEUED_PER_SENDER = 4   # events handed out ahead, so senders never wait for the dispatcher's round
+BACKLOG_ROUNDS_S = 0.05  # rounds at least this far apart while every pending event waits for its retry
+ROUND_COST_S = 0.002     # a round that read the outbox for longer than this ...
+ROUND_PAUSE_FACTOR = 4.0  # ... is followed by a pause this many times as long
+READ_AHEAD = 512         # due events read at once after a costly round
 IDLE_POLL_S = 5.0    # re-reads the outbox when idle: picks up a requeue made by the CLI's process
 WAITING_POLL_S = 1.0  # longest nap while events wait for their retry time
 ERROR_PAUSE_S = 1.0  # after the outbox itself failed, before the event may be tried again
@@ -106,6 +111,9 @@ class Delivery:
         self._lock = threading.Lock()
         self._in_flight: set[str] = set()      # call keys whose head event is being sent (or its outcome recorded)
         self._outcomes: list[tuple[str, Attempt]] = []   # (call key, outcome) sent, not recorded yet
+        self._pause_s = 0.0                    # the least time before the next round (see _dispatch_loop)
+        self._is_round_costly = False          # the last outbox read took long: read ahead
+        self._ready: deque[OutboxEvent] = deque()   # due events read ahead, not handed out yet
         self._jobs: queue.Queue[OutboxEvent | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         outbox.on_add(self.wake)
@@ -138,6 +146,7 @@ class Delivery:
         self._wake.set()
         dispatcher, senders = self._threads[0], self._threads[1:]
         dispatcher.join(max(deadline - time.monotonic(), 0))
+        self._ready.clear()       # read ahead, never handed out: still pending in the outbox
         while True:               # events handed out but not started stay pending: sent after the restart
             try:
                 waiting = self._jobs.get_nowait()
@@ -203,29 +212,55 @@ class Delivery:
             except Exception:
                 logger.exception("webhook dispatcher: reading the outbox failed")
                 wait_s = ERROR_PAUSE_S
+            if self._pause_s:
+                # A long backlog (the CRM down, or catching up): rounds cost more, so they are spaced
+                # out (new events wake the dispatcher once per pause, not once each).
+                self._stop.wait(self._pause_s)
+                wait_s = max(0.0, wait_s - self._pause_s)
             self._wake.wait(wait_s)
 
     def _dispatch(self) -> float:
         """Record the senders' outcomes, hand due events to free senders; return how long to wait
         before looking again."""
+        self._pause_s = 0.0
         if not self._record_outcomes():
             return ERROR_PAUSE_S
         with self._lock:
             busy = set(self._in_flight)
         capacity = self._senders * QUEUED_PER_SENDER
         free = capacity - len(busy)
+        while free > 0 and self._ready:          # read ahead by an earlier round: no outbox read
+            event = self._ready.popleft()
+            self._hand_out(event)
+            busy.add(event.call_key)
+            free -= 1
         if free <= 0:
             return IDLE_POLL_S  # a sender finishing wakes us
-        events, next_at = self._outbox.due_and_next(free, self._clock.time(), skip_calls=busy, target=self.name)
-        for event in events:
-            with self._lock:
-                self._in_flight.add(event.call_key)
-            self._jobs.put(event)
+        now = self._clock.time()
+        began = time.perf_counter()
+        limit = max(free, READ_AHEAD) if self._is_round_costly else free
+        events, next_at = self._outbox.due_and_next(limit, now, skip_calls=busy, target=self.name)
+        spent_s = time.perf_counter() - began
+        # A long backlog (the CRM down, or catching up) makes a round cost more: read further ahead,
+        # and pause after it, so rounds take about a fifth of a core at most; while every pending
+        # event waits for its retry, no round comes sooner than BACKLOG_ROUNDS_S after the last.
+        self._is_round_costly = spent_s > ROUND_COST_S
+        is_backlog_waiting = not events and next_at is not None and next_at > now
+        self._pause_s = max(ROUND_PAUSE_FACTOR * spent_s if self._is_round_costly else 0.0,
+                            BACKLOG_ROUNDS_S if is_backlog_waiting else 0.0)
+        for event in events[:free]:
+            self._hand_out(event)
+        self._ready.extend(events[free:])
         if len(busy) + len(events) >= capacity:
             return IDLE_POLL_S  # a sender finishing wakes us
         if next_at is None:
             return IDLE_POLL_S
         return min(max(next_at - self._clock.time(), 0.0), WAITING_POLL_S)
+
+    def _hand_out(self, event: OutboxEvent) -> None:
+        with self._lock:
+            self._in_flight.add(event.call_key)
+        self._jobs.put(event)
 
     def _record_outcomes(self) -> bool:
         """Write the outcomes the senders handed in, in one transaction, and free their calls

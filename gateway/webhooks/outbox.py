@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 FILENAME = "outbox.sqlite3"
 DEFAULT_TARGET = "default"   # = gateway.config.DEFAULT_TARGET: the [webhooks] target
 STATES = ("pending", "delivered", "failed")
+HEAD_SCAN_ROWS = 512    # pending rows walked in order for due heads before SQLite groups them instead
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ CREATE TABLE IF NOT EXISTS events (
 # Created after _migrate(): an older file gets its target column first.
 _INDEXES = """
 DROP INDEX IF EXISTS events_pending_by_call;
-DROP INDEX IF EXISTS events_pending_by_target;
+CREATE INDEX IF NOT EXISTS events_pending_by_target ON events (target, call_key, seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS events_pending_in_order ON events (target, seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS events_by_state ON events (state, seq);
 """
@@ -322,8 +323,12 @@ class Outbox:
 
     def next_due_at(self, *, skip_calls: Iterable[str] = (), target: str = DEFAULT_TARGET) -> float | None:
         """When `target`'s earliest head event (see due) is due, in epoch s; None when there is none."""
-        heads = self._heads(None, float("-inf"), skip_calls, target)
-        return min((next_at for _seq, next_at in heads), default=None)
+        if not self.is_enabled:
+            return None
+        heads, skip = _grouped(skip_calls, target)
+        row = self._db().execute(f"SELECT MIN(e.next_attempt_at) FROM events AS e JOIN ({heads}) AS head"
+                                 " ON e.seq = head.seq", skip).fetchone()
+        return None if row[0] is None else float(row[0])
 
     def due_and_next(self, limit: int, now: float | None = None, *, skip_calls: Iterable[str] = (),
                      target: str = DEFAULT_TARGET) -> tuple[list[OutboxEvent], float | None]:
@@ -353,9 +358,14 @@ class Outbox:
         seen = set(skip_calls)
         heads: list[tuple[int, float]] = []
         due = 0
-        for seq, call_key, next_at in self._db().execute(
+        # A long backlog of events waiting for their retry (a CRM down) would make this walk long on
+        # every round: past `cap` rows the heads are grouped by SQLite instead.
+        cap = None if limit is None else 4 * limit + len(seen) + HEAD_SCAN_ROWS
+        for walked, (seq, call_key, next_at) in enumerate(self._db().execute(
                 "SELECT seq, call_key, next_attempt_at FROM events WHERE state = 'pending' AND target = ?"
-                " ORDER BY seq", (target,)):
+                " ORDER BY seq", (target,))):
+            if cap is not None and limit is not None and walked >= cap:
+                return self._grouped_due(limit, now, skip_calls, target)
             if call_key in seen:
                 continue
             seen.add(call_key)
@@ -365,6 +375,22 @@ class Outbox:
                 if limit is not None and due >= limit:
                     break
         return heads
+
+    def _grouped_due(self, limit: int, now: float, skip_calls: Iterable[str],
+                     target: str) -> list[tuple[int, float]]:
+        """`_heads` for a long backlog, grouped by SQLite over the pending index: the first `limit`
+        due heads, then (seq 0) the earliest time one of the others is due, if any."""
+        heads, skip = _grouped(skip_calls, target)
+        due = [(int(seq), float(next_at)) for seq, next_at in self._db().execute(
+            f"SELECT e.seq, e.next_attempt_at FROM events AS e JOIN ({heads}) AS head ON e.seq = head.seq"
+            " WHERE e.next_attempt_at <= ? ORDER BY e.seq LIMIT ?", (*skip, now, limit))]
+        if len(due) < limit:
+            later = self._db().execute(
+                f"SELECT MIN(e.next_attempt_at) FROM events AS e JOIN ({heads}) AS head ON e.seq = head.seq"
+                " WHERE e.next_attempt_at > ?", (*skip, now)).fetchone()[0]
+            if later is not None:
+                due.append((0, float(later)))
+        return due
 
     def get(self, event_id: str) -> OutboxEvent | None:
         """One event by id, or None."""
@@ -444,6 +470,15 @@ def _new_event_id(params: dict[str, Any], method: str | None) -> str:
     if method is not None and method not in ("GET", "POST"):
         raise ValueError(f"method must be None, 'GET' or 'POST', got {method!r}")
     return uuid.uuid4().hex
+
+
+def _grouped(skip_calls: Iterable[str], target: str) -> tuple[str, list[str]]:
+    """SQL selecting the seq of each of `target`'s calls' oldest pending event (leaving out
+    `skip_calls`), and its parameters."""
+    skip = list(skip_calls)
+    where = f" AND call_key NOT IN ({', '.join('?' * len(skip))})" if skip else ""
+    return (f"SELECT MIN(seq) AS seq FROM events WHERE state = 'pending' AND target = ?{where} GROUP BY call_key",
+            [target, *skip])
 
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:

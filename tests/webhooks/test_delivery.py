@@ -277,3 +277,31 @@ def test_empty_url_turns_delivery_off(outbox, clock):
     assert not delivery.is_enabled and not delivery.is_running
     assert delivery.run_due() == 0
     delivery.stop(timeout_s=1)
+
+
+def test_a_crm_back_after_an_outage_gets_the_whole_backlog_in_order_each_event_once(receiver, outbox, clock):
+    firsts = []
+    with outbox.transaction() as writer:
+        for k in range(400):
+            firsts.append(writer.add(f"call-{k}", {"call": str(k), "n": "0"}))
+            writer.add(f"call-{k}", {"call": str(k), "n": "1"})
+    for event_id in firsts:                      # every call's first event failed while the CRM was down
+        outbox.mark_retry(event_id, "HTTP 503", clock.time() + 300)
+    delivery = Delivery(outbox, webhooks(url=receiver.url), clock=clock)
+    delivery.start()
+    try:
+        wait_until(lambda: delivery.status().in_flight == 0, timeout_s=5)
+        assert receiver.received == []           # 800 pending, none due
+        clock.advance(300)
+        delivery.wake()
+
+        arrived = receiver.wait_for(800, timeout_s=60)
+    finally:
+        delivery.stop(5)
+
+    by_call = defaultdict(list)
+    for hook in arrived:
+        by_call[hook.params["call"]].append(hook.params["n"])
+    assert len(by_call) == 400 and all(ns == ["0", "1"] for ns in by_call.values())
+    assert len({hook.headers["X-Webhook-Id"] for hook in arrived}) == 800
+    assert outbox.tally() == OutboxCounts(delivered=800)

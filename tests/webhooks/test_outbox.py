@@ -208,3 +208,20 @@ def test_each_target_is_its_own_queue(outbox):
     assert heads(outbox, target="crm") == [("call-a", 3)]
     assert outbox.tally_by_target() == {"crm": OutboxCounts(pending=1, delivered=1, failed=0),
                                          "default": OutboxCounts(pending=1, delivered=0, failed=0)}
+
+
+def test_a_long_backlog_waiting_for_retries_still_yields_the_one_due_head_in_order(outbox, clock):
+    waiting = []
+    with outbox.transaction() as writer:
+        for k in range(300):
+            waiting.append(writer.add(f"call-{k}", {"n": 0}))
+            writer.add(f"call-{k}", {"n": 1})
+    later = clock.time() + 60
+    for event_id in waiting[:-1]:
+        outbox.mark_retry(event_id, "HTTP 503", later)     # every call but the last waits for its retry
+
+    assert heads(outbox) == [("call-299", 0)]               # 600 pending rows: past the in-order walk
+    assert outbox.due(2, clock.time(), skip_calls=["call-299"]) == []
+    assert outbox.next_due_at(skip_calls=["call-299"]) == later
+    assert outbox.due_and_next(5, clock.time())[1] == later
+    assert [e.params["n"] for e in outbox.due(300, later) if e.call_key == "call-7"] == [0]
