@@ -66,6 +66,7 @@ BACKLOG_ROUNDS_S = 0.05  # rounds at least this far apart while every pending ev
 ROUND_COST_S = 0.002     # a round that read the outbox for longer than this ...
 ROUND_PAUSE_FACTOR = 4.0  # ... is followed by a pause this many times as long
 READ_AHEAD = 512         # due events read at once after a costly round
+READ_AHEAD_KEEP_S = 1.0  # and handed out for this long at most (then the outbox is read again)
 IDLE_POLL_S = 5.0    # re-reads the outbox when idle: picks up a requeue made by the CLI's process
 WAITING_POLL_S = 1.0  # longest nap while events wait for their retry time
 ERROR_PAUSE_S = 1.0  # after the outbox itself failed, before the event may be tried again
@@ -114,6 +115,7 @@ class Delivery:
         self._pause_s = 0.0                    # the least time before the next round (see _dispatch_loop)
         self._is_round_costly = False          # the last outbox read took long: read ahead
         self._ready: deque[OutboxEvent] = deque()   # due events read ahead, not handed out yet
+        self._ready_at = 0.0
         self._jobs: queue.Queue[OutboxEvent | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         outbox.on_add(self.wake)
@@ -229,6 +231,8 @@ class Delivery:
             busy = set(self._in_flight)
         capacity = self._senders * QUEUED_PER_SENDER
         free = capacity - len(busy)
+        if self._ready and time.monotonic() - self._ready_at > READ_AHEAD_KEEP_S:
+            self._ready.clear()                  # read again: a requeued older event goes first
         while free > 0 and self._ready:          # read ahead by an earlier round: no outbox read
             event = self._ready.popleft()
             self._hand_out(event)
@@ -251,6 +255,7 @@ class Delivery:
         for event in events[:free]:
             self._hand_out(event)
         self._ready.extend(events[free:])
+        self._ready_at = time.monotonic()
         if len(busy) + len(events) >= capacity:
             return IDLE_POLL_S  # a sender finishing wakes us
         if next_at is None:
