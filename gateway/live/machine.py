@@ -26,7 +26,7 @@ leg can change it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Union
 
@@ -34,7 +34,7 @@ from gateway.live import v20
 from gateway.live.webhooks import (CallEnded, CallStarted, Ringing, RingingCancelled, WebhookEvent,
                                  end_title, trtype_for, usertype_for)
 from gateway.live.ids import call_link_id, call_prefix
-from gateway.live.model import Call, LastLegGone, Leg
+from gateway.live.model import Call, LastLegGone, Leg, evolve
 from gateway.webhooks.routing import Facts
 
 if TYPE_CHECKING:
@@ -133,13 +133,13 @@ def _on_seen(call: Call | None, event: LegSeen, rules: Rules) -> tuple[Call, lis
         call = Call(v20_call_id=reading.v20_call_id, arrived_at=event.arrived_at or event.at, answered_at=None,
                     direction="", did="", link=0, legs=())
     elif call.last_gone is not None:
-        call = replace(call, last_gone=None)   # a new leg within the grace period: the call goes on
+        call = evolve(call, last_gone=None)   # a new leg within the grace period: the call goes on
     old = call.leg(reading.dn, reading.participant_id)
     if old is None:
-        leg = replace(reading, seen_at=event.at, first_status=reading.status,
+        leg = evolve(reading, seen_at=event.at, first_status=reading.status,
                       answered_at=event.at if reading.status == "talking" else None)
     else:
-        leg = replace(reading, seen_at=old.seen_at, first_status=old.first_status, link=old.link,
+        leg = evolve(reading, seen_at=old.seen_at, first_status=old.first_status, link=old.link,
                       transfer_kind=old.transfer_kind, is_finished=old.is_finished,
                       answered_at=old.answered_at or (event.at if reading.status == "talking" else None))
     call = _learn(call, leg, event.did_name)
@@ -148,7 +148,7 @@ def _on_seen(call: Call | None, event: LegSeen, rules: Rules) -> tuple[Call, lis
         if leg.referred_by_dn:
             call, leg, out = _transferred_to(call, leg, event.at, rules)
         else:
-            leg = replace(leg, link=call.link)
+            leg = evolve(leg, link=call.link)
         call = _staged(call, leg)
     if leg.dn_kind != "extension":
         # A queue's / IVR's own participant (docs/v20-call-flows.md flows 2, 4) is never answered
@@ -167,21 +167,21 @@ def _transferred_to(call: Call, leg: Leg, at: datetime, rules: Rules) -> tuple[C
     referrer's end (transfer=true) before anything of the new leg, as the legacy order has it."""
     out: list[WebhookEvent] = []
     if call.is_link_answered:
-        call = replace(call, link=call.link + 1, is_link_answered=False, stage_user="", stage_kind="")
+        call = evolve(call, link=call.link + 1, is_link_answered=False, stage_user="", stage_kind="")
         for referrer in call.legs:
             if referrer.dn == leg.referred_by_dn and referrer.answered_at and not referrer.is_finished:
                 ended = _ended(call, referrer, at, rules, transfer_to=leg.dn)
                 if ended:
                     out.append(ended)
-                call = _with_leg(call, replace(referrer, is_finished=True))
-    leg = replace(leg, link=call.link, transfer_kind=v20.transfer_kind(leg))
+                call = _with_leg(call, evolve(referrer, is_finished=True))
+    leg = evolve(leg, link=call.link, transfer_kind=v20.transfer_kind(leg))
     return call, leg, out
 
 
 def _answered(call: Call, leg: Leg, at: datetime, rules: Rules) -> tuple[Call, Leg, list[WebhookEvent]]:
     link = call.link or 1
-    call = replace(call, link=link, is_link_answered=True, answered_at=call.answered_at or at)
-    leg = replace(leg, link=link, answered_at=leg.answered_at or at)
+    call = evolve(call, link=link, is_link_answered=True, answered_at=call.answered_at or at)
+    leg = evolve(leg, link=link, answered_at=leg.answered_at or at)
     if not _is_reported(call, rules):
         return call, leg, []
     direction = _leg_direction(call, leg)
@@ -199,7 +199,7 @@ def _on_gone(call: Call | None, event: LegGone, rules: Rules) -> tuple[Call | No
     old = call.leg(event.dn, event.participant_id)
     if old is None:
         return call, []
-    call = replace(call, legs=tuple(leg for leg in call.legs if leg.key != old.key))
+    call = evolve(call, legs=tuple(leg for leg in call.legs if leg.key != old.key))
     out: list[WebhookEvent] = []
     if old.dn_kind == "extension" and not old.is_finished:
         if old.answered_at is not None:
@@ -213,7 +213,7 @@ def _on_gone(call: Call | None, event: LegGone, rules: Rules) -> tuple[Call | No
     if not call.legs:
         last = LastLegGone(old, event.at, event.is_resync)
         if rules.end_grace_s > 0:
-            return replace(call, last_gone=last), out
+            return evolve(call, last_gone=last), out
         call, final = _final(call, last, rules)
         out += final
     return call, out
@@ -232,7 +232,7 @@ def _final(call: Call, last: LastLegGone, rules: Rules) -> tuple[Call, list[Webh
         ended = _missed(call, last.leg, last.at, rules, last.is_resync)
         if ended:
             out.append(ended)
-    return replace(call, ended_at=last.at, is_end_found_by_resync=last.is_resync, last_gone=None), out
+    return evolve(call, ended_at=last.at, is_end_found_by_resync=last.is_resync, last_gone=None), out
 
 
 # --- webhook builders ---------------------------------------------------------------------------
@@ -308,7 +308,7 @@ def _learn(call: Call, leg: Leg, did_name: str) -> Call:
                if dn and dn_kind == kind and dn not in known]
         if new:
             changes[field_name] = known + tuple(dict.fromkeys(new))
-    return replace(call, **changes) if changes else call
+    return evolve(call, **changes) if changes else call
 
 
 def _facts(call: Call, leg: Leg, extension: str) -> Facts:
@@ -326,7 +326,7 @@ def _with_leg(call: Call, leg: Leg) -> Call:
     legs = [other for other in call.legs if other.key != leg.key]
     index = next((i for i, other in enumerate(call.legs) if other.key == leg.key), len(legs))
     legs.insert(index, leg)
-    return replace(call, legs=tuple(legs))
+    return evolve(call, legs=tuple(legs))
 
 
 def _has_rung(leg: Leg, event: LegSeen) -> bool:
@@ -367,13 +367,13 @@ def _staged(call: Call, leg: Leg) -> Call:
     if leg.dn_kind != "extension":
         if call.stage_user:
             return call
-        return replace(call, stage_user=leg.dn, stage_kind=leg.dn_kind)
+        return evolve(call, stage_user=leg.dn, stage_kind=leg.dn_kind)
     if v20.is_originator(leg):
         return call
     if leg.via_kind in ("queue", "ringgroup"):
         # Also when the call was transferred to the queue: its agents ring on its behalf.
-        return replace(call, stage_user=leg.via_dn, stage_kind=leg.via_kind)
-    return replace(call, stage_user=leg.dn, stage_kind="extension")
+        return evolve(call, stage_user=leg.via_dn, stage_kind=leg.via_kind)
+    return evolve(call, stage_user=leg.dn, stage_kind="extension")
 
 
 def _key(call: Call, rules: Rules) -> str:

@@ -1,16 +1,37 @@
 """The live call model: `Leg` and `Call` (frozen snapshots) and `CallTable` (the calls now in progress).
 
 Only the watcher thread writes to a `CallTable`; request threads read it. `Call` and `Leg` are frozen
-and replaced with `dataclasses.replace`, never mutated, so a reader never sees half an update.
+and replaced with `evolve` (a quick `dataclasses.replace`), never mutated, so a reader never sees
+half an update.
 """
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 logger = logging.getLogger(__name__)
+
+_Snapshot = TypeVar("_Snapshot", "Leg", "Call")
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def evolve(snapshot: _Snapshot, **changes: Any) -> _Snapshot:
+    """`dataclasses.replace` for `Leg` and `Call` (neither has __post_init__ or field defaults made
+    by a factory), without running `__init__` again: the machine makes a dozen copies per event."""
+    kind = type(snapshot)
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = frozenset(f.name for f in fields(kind))
+    unknown = changes.keys() - names
+    if unknown:
+        raise TypeError(f"{kind.__name__} has no field {', '.join(sorted(unknown))}")
+    copy = object.__new__(kind)
+    copy.__dict__.update(snapshot.__dict__)
+    copy.__dict__.update(changes)
+    return copy
 
 
 @dataclass(frozen=True)

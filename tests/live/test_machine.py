@@ -410,3 +410,17 @@ def facts_of(events: list) -> list[tuple]:
 ])
 def test_webhooks_carry_the_facts_target_filters_read(events, expected):
     assert facts_of(events) == expected
+
+
+def test_evolve_copies_a_snapshot_as_dataclasses_replace_does_and_refuses_unknown_fields():
+    from gateway.live.model import evolve
+
+    leg = make_leg("101", 7, "Ringing")
+
+    copy = evolve(leg, status="talking", link=2)
+
+    assert copy == replace(leg, status="talking", link=2) and copy is not leg
+    assert leg.status == "ringing" and leg.link == 0
+    assert hash(copy) == hash(replace(leg, status="talking", link=2))
+    with pytest.raises(TypeError, match="no field colour"):
+        evolve(leg, colour="red")
