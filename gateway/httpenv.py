@@ -21,8 +21,11 @@ def settle(session: requests.Session, url: str) -> requests.Session:
     bundle for `url`, and stop it reading the environment per request; returns the session."""
     session.proxies.update(get_environ_proxies(url))
     if session.verify is True:
-        bundle = next((os.environ[name] for name in CA_BUNDLE_VARIABLES if os.environ.get(name)), None)
-        if bundle:
-            session.verify = bundle
+        session.verify = ca_bundle() or True
     session.trust_env = False
     return session
+
+
+def ca_bundle() -> str | None:
+    """The CA bundle the environment names (REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE), or None."""
+    return next((os.environ[name] for name in CA_BUNDLE_VARIABLES if os.environ.get(name)), None)

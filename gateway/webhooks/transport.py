@@ -4,12 +4,12 @@
 hands it to its target's transport:
 
 - `DirectTransport` (the usual case) speaks HTTP/1.1 over `http.client`, keeping one connection
-  per sender thread open between webhooks. A request costs a fraction of what the general-purpose
-  client costs (bench/webhook_bench.py), which is what lets a burst of calls leave in time.
-  HTTPS checks the certificate against REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE when set, else the
-  same CA bundle `requests` uses. A kept connection the CRM closed meanwhile is noticed when the
-  request cannot be written or the connection ends before an answer starts; the request is then
-  sent once more on a new connection (a CRM that did act on the first sees the X-Webhook-Id twice).
+  per sender thread open between webhooks (gateway/keepalive.py). A request costs a fraction of
+  what the general-purpose client costs (bench/delivery_bench.py), which is what lets a burst of
+  calls leave in time. HTTPS checks the certificate against REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
+  when set, else the same CA bundle `requests` uses. A kept connection the CRM closed meanwhile
+  costs nothing: the request is sent once more on a new one (a CRM that did act on the first
+  sees the X-Webhook-Id twice).
 - `ClientTransport` sends through a `requests` Session: used when the environment names a proxy
   for the target (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, unless NO_PROXY names its host).
 
@@ -19,18 +19,15 @@ the retry policy (policy.py) reads every transport's failures alike. Redirects a
 from __future__ import annotations
 
 import http.client
-import os
-import ssl
-import threading
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
-import certifi
 import requests
 from requests.utils import get_environ_proxies
 
 from gateway import httpenv
+from gateway.keepalive import KeptConnections
 
 MAX_BODY_BYTES = 64 * 1024      # of an answer read to keep the connection; a longer one closes it
 # What `requests` sends by default, sent here too: a CRM sees the same request whichever transport.
@@ -72,76 +69,22 @@ def transport_for(url: str) -> Transport:
 
 
 class DirectTransport:
-    """HTTP/1.1 with one kept connection per calling thread (see the module docstring)."""
+    """HTTP/1.1 with one kept connection per calling thread (gateway/keepalive.py)."""
 
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self._is_https = parts.scheme == "https"
-        self._host = parts.hostname or ""
-        self._port = parts.port
-        self._context = _tls_context() if self._is_https else None
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._open: set[http.client.HTTPConnection] = set()
+        self._connections = KeptConnections(url, verify=httpenv.ca_bundle() or True)
 
     def send(self, request: WireRequest, timeout_s: float) -> WireResponse:
-        connection, is_kept = self._connection(timeout_s)
         try:
-            return self._exchange(connection, request)
-        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-            self._drop(connection)
-            if not is_kept:
-                raise _failure(exc) from exc
+            answer = self._connections.exchange(request.method, request.target, request.headers, request.body,
+                                                timeout_s=timeout_s, max_body=MAX_BODY_BYTES)
         except (OSError, http.client.HTTPException) as exc:
-            self._drop(connection)
             raise _failure(exc) from exc
-        connection, _ = self._connection(timeout_s)   # the kept one was closed by the CRM: once more
-        try:
-            return self._exchange(connection, request)
-        except (OSError, http.client.HTTPException) as exc:
-            self._drop(connection)
-            raise _failure(exc) from exc
+        return WireResponse(answer.status)
 
     def close(self) -> None:
         """Close every kept connection (after the senders stopped)."""
-        with self._lock:
-            connections, self._open = self._open, set()
-        for connection in connections:
-            connection.close()
-
-    def _connection(self, timeout_s: float) -> tuple[http.client.HTTPConnection, bool]:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is not None and connection.sock is not None:
-            connection.timeout = timeout_s
-            connection.sock.settimeout(timeout_s)
-            return connection, True
-        if self._is_https:
-            connection = http.client.HTTPSConnection(self._host, self._port, timeout=timeout_s,
-                                                     context=self._context)
-        else:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout_s)
-        self._local.connection = connection
-        with self._lock:
-            self._open.add(connection)
-        return connection, False
-
-    def _exchange(self, connection: http.client.HTTPConnection, request: WireRequest) -> WireResponse:
-        connection.putrequest(request.method, request.target, skip_accept_encoding=True)
-        for name, value in request.headers:
-            connection.putheader(name, value)
-        connection.endheaders(request.body or None)
-        response = connection.getresponse()
-        body = response.read(MAX_BODY_BYTES)
-        if response.will_close or len(body) == MAX_BODY_BYTES and not response.isclosed():
-            self._drop(connection)
-        return WireResponse(response.status)
-
-    def _drop(self, connection: http.client.HTTPConnection) -> None:
-        connection.close()
-        with self._lock:
-            self._open.discard(connection)
-        if getattr(self._local, "connection", None) is connection:
-            self._local.connection = None
+        self._connections.close()
 
 
 class ClientTransport:
@@ -161,11 +104,6 @@ class ClientTransport:
 
     def close(self) -> None:
         self._session.close()
-
-
-def _tls_context() -> ssl.SSLContext:
-    bundle = next((os.environ[name] for name in httpenv.CA_BUNDLE_VARIABLES if os.environ.get(name)), None)
-    return ssl.create_default_context(cafile=bundle or certifi.where())
 
 
 def _failure(exc: BaseException) -> requests.RequestException:
