@@ -1,6 +1,9 @@
 """Shared fixtures: a real simulated PBX, a real webhook receiver, configuration and time."""
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
 
 from gateway.clock import FakeClock
@@ -88,3 +91,15 @@ def webapi(client):
         return response.status_code, response.get_json(silent=True)
 
     return call
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """(certfile, keyfile) of a self-signed certificate for 127.0.0.1 (made with openssl)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)

@@ -4,9 +4,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,29 +14,8 @@ from gunicorn.workers.gthread import ThreadWorker
 from gateway.config import from_dict
 from gateway.server import settings
 from gateway.sim.scenarios import inbound
+from tests.support.service import KEY, free_port, start, write_config
 from tests.support.wait import wait_until
-
-KEY = "service-test-key-5f1c0b9e"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _write_config(tmp_path, sim, receiver, port: int, *, webhooks: str = "end_grace_s = 0.5\n"):
-    """A config file for a real service process; its [webhooks] lines are `webhooks` (the end grace
-    is the test config's 0.5 s by default, not the 3 s production default)."""
-    path = tmp_path / "config.ini"
-    path.write_text(
-        f"[pbx]\nurl = {sim.url}\nclient_id = {sim.client_id}\nclient_secret = {sim.client_secret}\n"
-        f"[webapi]\nkey = {KEY}\nlisten = 127.0.0.1:{port}\n"
-        f"[webhooks]\nurl = {receiver.url}\n{webhooks}"
-        f"[recordings]\nmp3_dir = {tmp_path / 'mp3'}\n"
-        f"[storage]\nstate_dir = {tmp_path / 'state'}\n", encoding="utf-8")
-    return path
-
 
 def test_settings_run_one_threaded_worker_without_preload(config):
     options = settings(config)
@@ -60,11 +36,6 @@ def test_settings_serve_tls_when_configured(config, tmp_path):
     assert options["certfile"] == "/etc/ssl/gw.pem" and options["keyfile"] == "/etc/ssl/gw.key"
 
 
-def _start(config_path, **options) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "gateway.cli", "run", "--config", str(config_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **options)
-
-
 def _healthy(base: str) -> bool:
     try:
         return requests.get(f"{base}/healthz", timeout=2).status_code == 200
@@ -73,10 +44,10 @@ def _healthy(base: str) -> bool:
 
 
 def test_webhooks_pending_when_the_service_is_killed_are_sent_after_restart(sim, receiver, tmp_path):
-    port = _free_port()
-    config_path = _write_config(tmp_path, sim, receiver, port)
+    port = free_port()
+    config_path = write_config(tmp_path, sim, receiver, port)
     receiver.status = 503                       # the CRM is down: every event stays pending
-    first = _start(config_path, start_new_session=True)
+    first = start(config_path, start_new_session=True)
     try:
         wait_until(lambda: _healthy(f"http://127.0.0.1:{port}"), timeout_s=30, interval_s=0.2)
         sim.play(inbound("+420774852529").to_extension("101").answered_by("101").talk(20).caller_hangs_up())
@@ -86,7 +57,7 @@ def test_webhooks_pending_when_the_service_is_killed_are_sent_after_restart(sim,
         first.communicate(timeout=10)
 
     receiver.status = 200
-    second = _start(config_path)
+    second = start(config_path)
     try:
         webhooks = receiver.wait_for(3, timeout_s=30)
     finally:
@@ -98,9 +69,9 @@ def test_webhooks_pending_when_the_service_is_killed_are_sent_after_restart(sim,
 
 
 def test_run_serves_sends_webhooks_and_stops_cleanly_on_sigterm(sim, receiver, tmp_path):
-    port = _free_port()
-    config_path = _write_config(tmp_path, sim, receiver, port)
-    child = _start(config_path)
+    port = free_port()
+    config_path = write_config(tmp_path, sim, receiver, port)
+    child = start(config_path)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _healthy(base), timeout_s=30, interval_s=0.2)
@@ -143,10 +114,10 @@ def _duration_s(title: str) -> int:
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["stopped with SIGTERM", "killed with SIGKILL"])
 def test_call_talking_across_a_restart_keeps_its_id_and_ends_once(sim, receiver, tmp_path, stop):
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    config_path = _write_config(tmp_path, sim, receiver, port)
-    first = _start(config_path, start_new_session=True)
+    config_path = write_config(tmp_path, sim, receiver, port)
+    first = start(config_path, start_new_session=True)
     try:
         wait_until(lambda: _healthy(base), timeout_s=30, interval_s=0.2)
         done = sim.play(inbound("+420602111222").to_extension("102").answered_by("102").talk(25).caller_hangs_up())
@@ -162,7 +133,7 @@ def test_call_talking_across_a_restart_keeps_its_id_and_ends_once(sim, receiver,
         os.killpg(first.pid, stop)
         first.communicate(timeout=30)
 
-    second = _start(config_path)
+    second = start(config_path)
     try:
         wait_until(lambda: _healthy(base), timeout_s=30, interval_s=0.2)
         sim.engine.hang_up(talking.call_id)

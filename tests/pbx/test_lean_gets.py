@@ -4,9 +4,7 @@ closed is replaced, TLS follows the session's verify setting, a proxy keeps the 
 from __future__ import annotations
 
 import json
-import shutil
 import socket
-import subprocess
 
 import pytest
 import requests
@@ -74,16 +72,6 @@ def test_a_proxy_for_the_pbx_keeps_the_general_client(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "pbx.example")
     assert LeanGets.for_pbx(requests.Session(), "https://pbx.example:5001") is not None
 
-
-@pytest.fixture
-def certificate(tmp_path):
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "pbx.pem", tmp_path / "pbx.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return str(cert), str(key)
 
 
 def test_tls_follows_the_sessions_verify_setting(certificate):

@@ -2,8 +2,6 @@
 environment, HTTPS checked against the configured CA bundle. Real sockets on loopback throughout."""
 from __future__ import annotations
 
-import shutil
-import subprocess
 
 import pytest
 
@@ -84,16 +82,6 @@ def test_a_proxy_named_by_the_environment_carries_the_webhooks(outbox, clock, mo
     finally:
         proxy.stop()
 
-
-@pytest.fixture
-def certificate(tmp_path):
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "crm.pem", tmp_path / "crm.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return str(cert), str(key)
 
 
 def test_https_is_checked_against_the_ca_bundle_of_the_environment(outbox, clock, certificate, monkeypatch):
