@@ -141,7 +141,7 @@ class CallTable:
         self._lock = threading.Lock()
         self._calls: dict[int, Call] = {}
         self._by_leg: dict[tuple[str, int], set[int]] = {}      # leg key -> the calls holding it
-        self._by_dn: dict[str, dict[tuple[str, int], set[int]]] = {}
+        self._by_dn: dict[str, set[tuple[str, int]]] = {}        # DN -> its legs' keys
         self._ending: set[int] = set()
 
     def calls(self) -> list[Call]:
@@ -163,7 +163,7 @@ class CallTable:
     def legs_of(self, dn: str) -> list[Leg]:
         """The legs of DN `dn` across all calls, oldest first."""
         with self._lock:
-            legs = [leg for key, call_ids in self._by_dn.get(dn, {}).items() for call_id in call_ids
+            legs = [leg for key in self._by_dn.get(dn, ()) for call_id in self._by_leg[key]
                     if (leg := self._calls[call_id].leg(*key)) is not None]
         return sorted(legs, key=lambda leg: leg.seen_at)
 
@@ -176,9 +176,8 @@ class CallTable:
             call_ids = self._by_leg.get(key)
             if not call_ids:
                 return None
-            if len(call_ids) > 1:
-                call_ids = {next(call_id for call_id in self._calls if call_id in call_ids)}
-            return self._calls[next(iter(call_ids))].leg(*key)
+            first = next(iter(call_ids)) if len(call_ids) == 1 else next(c for c in self._calls if c in call_ids)
+            return self._calls[first].leg(*key)
 
     def put(self, call: Call) -> None:
         """Store `call` (watcher thread only); an ended call is dropped from the table."""
@@ -208,12 +207,14 @@ class CallTable:
         before = self._calls.get(v20_call_id)
         if before is not None:
             for leg in before.legs:
-                _discard(self._by_leg, leg.key, v20_call_id)
-                by_dn = self._by_dn.get(leg.dn)
-                if by_dn is not None:
-                    _discard(by_dn, leg.key, v20_call_id)
-                    if not by_dn:
-                        del self._by_dn[leg.dn]
+                call_ids = self._by_leg.get(leg.key, set())
+                call_ids.discard(v20_call_id)
+                if not call_ids:
+                    self._by_leg.pop(leg.key, None)
+                    keys = self._by_dn.get(leg.dn, set())
+                    keys.discard(leg.key)
+                    if not keys:
+                        self._by_dn.pop(leg.dn, None)
             self._ending.discard(v20_call_id)
         if call is None:
             self._calls.pop(v20_call_id, None)
@@ -221,17 +222,9 @@ class CallTable:
         self._calls[v20_call_id] = call
         for leg in call.legs:
             self._by_leg.setdefault(leg.key, set()).add(v20_call_id)
-            self._by_dn.setdefault(leg.dn, {}).setdefault(leg.key, set()).add(v20_call_id)
+            self._by_dn.setdefault(leg.dn, set()).add(leg.key)
         if call.is_ending:
             self._ending.add(v20_call_id)
-
-
-def _discard(index: dict[tuple[str, int], set[int]], key: tuple[str, int], v20_call_id: int) -> None:
-    call_ids = index.get(key)
-    if call_ids is not None:
-        call_ids.discard(v20_call_id)
-        if not call_ids:
-            del index[key]
 
 
 class ArrivalClaims:

@@ -139,12 +139,8 @@ class ParticipantReads:
                 [(participant_id, futures)] = job.wanted.items()
                 found = {participant_id: self._callcontrol.participant(job.dn, participant_id)}
             else:
-                found = {}
-                for listed in self._callcontrol.listed_participants(job.dn, sorted(job.wanted)):
-                    try:
-                        found[int(listed.get("id") or 0)] = listed
-                    except (TypeError, ValueError):
-                        logger.debug("participant without a usable id in the list of DN %s: %.200r", job.dn, listed)
+                found = {int(listed["id"]): listed   # the client lists only the ids asked for
+                         for listed in self._callcontrol.listed_participants(job.dn, sorted(job.wanted))}
         except BaseException as exc:
             for futures in job.wanted.values():
                 for future in futures:

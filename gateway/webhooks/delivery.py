@@ -326,7 +326,7 @@ class Delivery:
         if verdict == policy.DELIVERED:
             outcome = Attempt(event.id, "delivered")
             logger.debug("webhook %s (call %s) delivered to %s %s, attempt %d",
-                        event.id, event.call_key, self.name, self.target, attempts)
+                         event.id, event.call_key, self.name, self.target, attempts)
         elif verdict == policy.RETRY:
             delay_s = policy.backoff_s(attempts, self._rand)
             outcome = Attempt(event.id, "pending", error, now + delay_s)
