@@ -172,13 +172,14 @@ class Outbox:
 
     # --- connections ---------------------------------------------------------------------------
 
-    def _db(self) -> sqlite3.Connection:
-        """The calling thread's connection; the first one creates the folder and the table.
+    def _db(self, connections: ThreadConnections | None = None) -> sqlite3.Connection:
+        """The calling thread's connection (of `connections`, else the synced ones); the first one
+        creates the folder and the table.
 
         Nothing touches the disk before the first use, so building the object does no I/O.
         """
         try:
-            return self._connections.get()
+            return (connections or self._connections).get()
         except (OSError, sqlite3.Error) as exc:
             raise OutboxError(f"cannot open the webhook outbox {self.path}: {exc}") from exc
 
@@ -249,11 +250,7 @@ class Outbox:
     def record(self, outcomes: Iterable[Attempt]) -> None:
         """Record several attempts' outcomes in one transaction (one disk sync for a whole burst)."""
         now = self._clock.time()
-        try:
-            connection = self._outcome_connections.get()
-        except (OSError, sqlite3.Error) as exc:
-            raise OutboxError(f"cannot open the webhook outbox {self.path}: {exc}") from exc
-        with Transaction(connection, self._write_lock) as db:
+        with Transaction(self._db(self._outcome_connections), self._write_lock) as db:
             for attempt in outcomes:
                 if attempt.state == "delivered":
                     db.execute("UPDATE events SET state = 'delivered', attempts = attempts + 1,"
@@ -347,8 +344,7 @@ class Outbox:
                                   due).fetchall()
         return [_event(row) for row in rows], next_at
 
-    def _heads(self, limit: int | None, now: float, skip_calls: Iterable[str],
-               target: str) -> list[tuple[int, float]]:
+    def _heads(self, limit: int, now: float, skip_calls: Iterable[str], target: str) -> list[tuple[int, float]]:
         """(seq, next_attempt_at) of each of `target`'s calls' oldest pending event, in seq order,
         leaving out `skip_calls`; the scan stops once `limit` of them are due at `now`.
 
@@ -360,11 +356,11 @@ class Outbox:
         due = 0
         # A long backlog of events waiting for their retry (a CRM down) would make this walk long on
         # every round: past `cap` rows the heads are grouped by SQLite instead.
-        cap = None if limit is None else 4 * limit + len(seen) + HEAD_SCAN_ROWS
+        cap = 4 * limit + len(seen) + HEAD_SCAN_ROWS
         for walked, (seq, call_key, next_at) in enumerate(self._db().execute(
                 "SELECT seq, call_key, next_attempt_at FROM events WHERE state = 'pending' AND target = ?"
                 " ORDER BY seq", (target,))):
-            if cap is not None and limit is not None and walked >= cap:
+            if walked >= cap:
                 return self._grouped_due(limit, now, skip_calls, target)
             if call_key in seen:
                 continue
@@ -372,7 +368,7 @@ class Outbox:
             heads.append((seq, next_at))
             if next_at <= now:
                 due += 1
-                if limit is not None and due >= limit:
+                if due >= limit:
                     break
         return heads
 
