@@ -434,27 +434,8 @@ def from_dict(values: dict[str, dict[str, str]], source: str = "<dict>",
                             f"{TARGET_PREFIX}NAME)")
     sections: dict[str, Any] = {}
     for section, keys in SCHEMA.items():
-        raw_section = values.get(section, {})
-        for key in raw_section:
-            if key not in keys:
-                problems.append(f"{source} [{section}] {key}: unknown key (known: {', '.join(keys)})")
-        parsed: dict[str, Any] = {}
-        for key, (kind, default, _help) in keys.items():
-            raw = raw_section.get(key)
-            env_name = ENVIRONMENT.get((section, key))
-            if env_name and env.get(env_name):
-                raw = env[env_name]
-            if raw is None or (raw.strip() == "" and default is None):
-                if default is None:
-                    hint = f" (or set {env_name})" if env_name else ""
-                    problems.append(f"{source} [{section}] {key}: missing; {_help}{hint}")
-                    continue
-                raw = default
-            try:
-                parsed[key] = kind(raw)
-            except ValueError as exc:
-                shown = "<hidden>" if (section, key) in SECRET_KEYS else repr(raw)
-                problems.append(f"{source} [{section}] {key}: {exc}, got {shown}")
+        env_names = {key: name for (where, key), name in ENVIRONMENT.items() if where == section}
+        parsed = _parse_keys(f"{source} [{section}]", values.get(section, {}), keys, env, env_names, problems)
         if not problems:
             sections[section] = SECTIONS[section](**parsed)
     targets = [_target(section, raw, source, env, problems)
@@ -472,27 +453,39 @@ def _target(section: str, raw_section: dict[str, str], source: str, env: Mapping
     if not _TARGET_NAME.fullmatch(name) or name == DEFAULT_TARGET:
         problems.append(f"{source} [{section}]: expected [{TARGET_PREFIX}NAME] with NAME of letters, digits,"
                         f" '-' or '_' (not {DEFAULT_TARGET!r}, the name of [webhooks])")
+    parsed = _parse_keys(f"{source} [{section}]", raw_section, TARGET_SCHEMA, env,
+                         {"secret": target_environment(name)}, problems)
+    if len(problems) > count:
+        return None
+    return WebhookTarget.named(name, WebhookTargetConfig(**parsed))
+
+
+def _parse_keys(label: str, raw_section: Mapping[str, str], schema: dict[str, Key], env: Mapping[str, str],
+                env_names: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
+    """Each key of `schema` read from `raw_section`, a variable of `env_names` (key -> name) set in
+    `env` taking its place; unknown, missing and bad keys are appended to `problems` ("label key: ..."),
+    the value of a key read from the environment (a secret) never shown."""
     for key in raw_section:
-        if key not in TARGET_SCHEMA:
-            problems.append(f"{source} [{section}] {key}: unknown key (known: {', '.join(TARGET_SCHEMA)})")
+        if key not in schema:
+            problems.append(f"{label} {key}: unknown key (known: {', '.join(schema)})")
     parsed: dict[str, Any] = {}
-    for key, (kind, default, help_text) in TARGET_SCHEMA.items():
+    for key, (kind, default, help_text) in schema.items():
         raw = raw_section.get(key)
-        if key == "secret" and env.get(target_environment(name)):
-            raw = env[target_environment(name)]
+        env_name = env_names.get(key)
+        if env_name and env.get(env_name):
+            raw = env[env_name]
         if raw is None or (raw.strip() == "" and default is None):
             if default is None:
-                problems.append(f"{source} [{section}] {key}: missing; {help_text}")
+                hint = f" (or set {env_name})" if env_name else ""
+                problems.append(f"{label} {key}: missing; {help_text}{hint}")
                 continue
             raw = default
         try:
             parsed[key] = kind(raw)
         except ValueError as exc:
-            shown = "<hidden>" if key == "secret" else repr(raw)
-            problems.append(f"{source} [{section}] {key}: {exc}, got {shown}")
-    if len(problems) > count:
-        return None
-    return WebhookTarget.named(name, WebhookTargetConfig(**parsed))
+            shown = "<hidden>" if env_name else repr(raw)
+            problems.append(f"{label} {key}: {exc}, got {shown}")
+    return parsed
 
 
 def warnings(config: Config) -> list[str]:
