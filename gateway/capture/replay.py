@@ -113,9 +113,12 @@ class _Answers:
     def answer(self, api: str, call: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.is_loading_state and api == "callcontrol" and call == "all_states":
             return self.state
-        if api == "xapi" and call == "list" and args[:1] == ("InboundRules",) and self.did_rules is not None:
-            return list(self.did_rules)
         waiting = self._queues.get(_key(api, call, list(args), kwargs))
+        if api == "xapi" and call == "list" and args[:1] == ("InboundRules",) and self.did_rules is not None \
+                and not waiting:
+            # The rules as the capture began, unless the service read them again during it: then
+            # that read answers, and the time it ended (the watcher waited for it) is replayed too.
+            return list(self.did_rules)
         listed = self._listed.get((str(args[0]), str(args[1]))) if api == "callcontrol" and call == "participant" \
             and len(args) == 2 else None
         if listed and (not waiting or _time(listed[0]) <= _time(waiting[0])):
