@@ -4,6 +4,8 @@ received (request line and headers), answers 200, and can misbehave as CRMs and 
 It answers `answer` (`content_type`) to every request. `close_after_answer=True` closes the
 connection right after each answer while leaving the keep-alive the client asked for in place (as
 a server whose idle timeout has just run out); with `tls=(certfile, keyfile)` it speaks HTTPS.
+`raw` replaces the whole answer with exactly those bytes (status line, headers and body as
+written, for answers framed in other ways).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class RawHttpServer:
     answer: bytes = b"ok"
     content_type: str = "text/plain"
     delay_s: float = 0.0             # how long each answer takes (the request is recorded at once)
+    raw: bytes | None = None         # the exact bytes of every answer, instead of a 200 with `answer`
     requests: list[RawRequest] = field(default_factory=list)
     connections: int = 0
 
@@ -76,9 +79,12 @@ class RawHttpServer:
                     self.requests.append(RawRequest(number, line.decode("latin-1").rstrip("\r\n"), headers, body))
                 if self.delay_s:
                     time.sleep(self.delay_s)
-                sock.sendall(b"HTTP/1.1 200 OK\r\nDate: Mon, 30 Nov 2026 08:00:00 GMT\r\n"
-                             + f"Content-Length: {len(self.answer)}\r\nContent-Type: {self.content_type}\r\n\r\n"
-                             .encode() + self.answer)
+                if self.raw is not None:
+                    sock.sendall(self.raw)
+                else:
+                    sock.sendall(b"HTTP/1.1 200 OK\r\nDate: Mon, 30 Nov 2026 08:00:00 GMT\r\n"
+                                 + f"Content-Length: {len(self.answer)}\r\nContent-Type: {self.content_type}\r\n\r\n"
+                                 .encode() + self.answer)
                 if self.close_after_answer:
                     return
         except (OSError, ssl.SSLError):
