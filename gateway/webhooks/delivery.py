@@ -45,7 +45,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote_plus, urlsplit
 
 import requests
 from requests.utils import get_auth_from_url
@@ -99,7 +99,8 @@ class Delivery:
         self._clock = clock
         url = webhooks_config.url or "http://localhost/"
         self._transport = transport_for(url)
-        self._base_url = requests.Request("GET", url).prepare().url or url   # as requests would quote it
+        base = urlsplit(requests.Request("GET", url).prepare().url or url)   # as requests would quote it
+        self._base_path, self._base_query = base.path or "/", base.query    # events' fields follow its query
         user, password = get_auth_from_url(url)      # user:password@ in the url: HTTP Basic, as requests does
         self._authorization = _basic_auth(user, password) if user or password else ""
         self._senders = senders
@@ -348,16 +349,15 @@ class Delivery:
         if method == "POST":
             body = json.dumps(event.params, ensure_ascii=False, separators=(",", ":")).encode()
             headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-            url = self._base_url
+            query = self._base_query
         else:
-            url = append_query(self._base_url, event.params)
-        parts = urlsplit(url)
+            query = "&".join(part for part in (self._base_query, form_query(event.params)) if part)
         if self._authorization:
             headers.append(("Authorization", self._authorization))
         if self._config.secret:
-            signed = body if method == "POST" else parts.query.encode()
+            signed = body if method == "POST" else query.encode()
             headers.append(("X-Webhook-Signature", sign(self._config.secret, signed)))
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        target = self._base_path + (f"?{query}" if query else "")
         return WireRequest(method, target, tuple(headers), body)
 
 
@@ -395,12 +395,27 @@ class Deliveries:
         return {delivery.name: delivery.status() for delivery in self.all}
 
 
-def append_query(url: str, params: dict[str, Any]) -> str:
-    """`url` with `params` appended as a query string after the url's own query (kept as is)."""
-    parts = urlsplit(url)
-    added = urlencode([(key, _query_value(value)) for key, value in params.items()], doseq=True)
-    query = "&".join(part for part in (parts.query, added) if part)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+def form_query(params: dict[str, Any]) -> str:
+    """`params` as a query string, the same text as `urlencode(..., doseq=True)` of the values as
+    `_query_value` writes them: a list repeats its key, every character but letters, digits and
+    `_.-~` is percent-encoded, a space as `+`."""
+    pairs: list[str] = []
+    for key, value in params.items():
+        name = _form(str(key))
+        value = _query_value(value)
+        if isinstance(value, list):
+            pairs.extend(f"{name}={_form(str(item))}" for item in value)
+        else:
+            pairs.append(f"{name}={_form(value)}")
+    return "&".join(pairs)
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*", re.ASCII)
+
+
+def _form(text: str) -> str:
+    """`quote_plus(text)`, without its work when there is nothing to encode (most values)."""
+    return text if _UNRESERVED.fullmatch(text) else quote_plus(text)
 
 
 def _query_value(value: Any) -> Any:
