@@ -11,7 +11,8 @@ once `[webhooks] end_grace_s` has passed (see live/machine.py).
 Bursts (read in parallel, apply in order): the stream's thread only takes each message in
 (`submit`) and starts its participant read in a bounded pool (live/reads.py). The "watcher" thread
 applies the messages in the order they arrived, each once its read is back, and writes the steps
-of every run of ready messages in one transaction; it is the only thread that writes to the table
+of every run of ready messages in one transaction (cut after BATCH_S of applying, so the first
+webhooks of a burst leave while the rest is applied); it is the only thread that writes to the table
 (resyncs and grace-period ticks run there too). `handle()` does the same for one message, at once.
 
 A participant gone before it could be read is still a leg that existed (`UnreadLeg`): counted,
@@ -25,6 +26,7 @@ import bisect
 import logging
 import re
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -57,6 +59,7 @@ REMOVE = 1
 DID_REFRESH_S = 60.0
 DID_CONDITION = "BasedOnDID"
 BATCH_MAX = 500             # messages applied (and committed) together at most
+BATCH_S = 0.05              # ... and no more once applying them took this long: their webhooks wait for the commit
 TICK_S = 0.25               # how often the "watcher" thread looks for grace periods that are over
 UNREAD_KEEP_S = 600.0       # unread legs of no known call are kept this long for the call's end
 RESYNC_RETRY_S = 2.0        # a resync asked for by a failed read is tried again this often while it fails
@@ -472,18 +475,20 @@ class Watcher:
             return
         if head.reading is not None:
             head.reading.exception()          # waits; the client's timeout bounds it
-        with self._queue_cond:
-            batch: list[_Queued] = []
-            while self._queue and len(batch) < BATCH_MAX:
-                item = self._queue[0]
-                if item.job is not None or (item.reading is not None and not item.reading.done()):
-                    break
-                batch.append(self._queue.popleft())
         try:
             with self._lock, self._steps():
-                for item in batch:
+                applied = 0
+                budget_ends = time.monotonic() + BATCH_S
+                while applied < BATCH_MAX and (applied == 0 or time.monotonic() < budget_ends):
+                    with self._queue_cond:
+                        item = self._queue[0] if self._queue else None
+                        if item is None or item.job is not None or (item.reading is not None
+                                                                      and not item.reading.done()):
+                            break
+                        self._queue.popleft()
                     assert item.parsed is not None
                     self._apply(item.parsed, item.reading, item.parsed)
+                    applied += 1
         finally:
             with self._queue_cond:
                 self._queue_cond.notify_all()
