@@ -112,11 +112,12 @@ class GapStore:
 
     # --- reported calls ------------------------------------------------------------------------
 
-    def note_call(self, known: KnownCall, state: dict[str, Any] | None) -> None:
-        """Record (or widen) a call the gateway reported; `state` None once it has ended."""
+    def note_call(self, known: KnownCall, state: str | None) -> None:
+        """Record (or widen) a call the gateway reported; `state` (live/store.py `call_json`) None
+        once it has ended."""
         self.note_calls([(known, state)])
 
-    def note_calls(self, calls: list[tuple[KnownCall, dict[str, Any] | None]]) -> None:
+    def note_calls(self, calls: list[tuple[KnownCall, str | None]]) -> None:
         """`note_call` for several calls in one transaction."""
         db = self._db()
         now = datetime.now(timezone.utc).timestamp()
@@ -134,7 +135,7 @@ class GapStore:
                 db.execute("INSERT OR REPLACE INTO calls (key, dns, numbers, started_at, ended_at, state, updated_at) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
                            (known.key, json.dumps(sorted(dns)), json.dumps(sorted(n for n in numbers if n)),
-                            started, ended, None if state is None or ended is not None else json.dumps(state), now))
+                            started, ended, None if state is None or ended is not None else state, now))
 
     def known_calls(self, since: datetime) -> list[KnownCall]:
         """Calls reported live that started at `since` or later, or are still open."""

@@ -38,7 +38,7 @@ from gateway.live.ids import call_prefix
 from gateway.live.machine import LegGone, Rules, advance
 from gateway.live.model import Call, CallTable
 from gateway.live.ports import CallEndedHook, WebhookSink, tell_call_ended
-from gateway.live.store import call_from_state, call_state
+from gateway.live.store import call_from_state, call_json
 from gateway.live.recovered import Recovered, completed_events, recovered_events, with_unavailable_note
 from gateway.live.webhooks import CallEnded, WebhookEvent
 from gateway.pbx.errors import PbxAuthFailed, PbxError, PbxRejected
@@ -141,8 +141,8 @@ class Recovery:
         self._thread: threading.Thread | None = None
         self._deferred: dict[str, _Deferred] = {}
         self._unread: list[_Unread] = []
-        # Reported calls not yet written: key -> (latest Call, webhook users, webhook callerids).
-        self._notes: dict[str, tuple[Call, frozenset[str], frozenset[str]]] = {}
+        # Reported calls not yet written: key -> (latest Call, webhook users, webhook callerids, its JSON).
+        self._notes: dict[str, tuple[Call, frozenset[str], frozenset[str], str | None]] = {}
         self._is_synced = False
         self._is_gap_open = False        # a synced() whose gap is not read yet
         self._has_orphans = True         # calls reported before a restart are looked at once
@@ -189,8 +189,9 @@ class Recovery:
 
     # --- called by the watcher thread ----------------------------------------------------------
 
-    def reported(self, call: Call, webhooks: list[WebhookEvent]) -> None:
-        """The live model produced `webhooks` for `call` (or ended it): remember what was reported.
+    def reported(self, call: Call, webhooks: list[WebhookEvent], state: str | None = None) -> None:
+        """The live model produced `webhooks` for `call` (or ended it): remember what was reported
+        (`state`: `call_json(call)` when the caller made it already).
 
         Kept in memory and written to SQLite by the recovery thread within moments (batched), so
         the watcher thread never waits for the disk; the thread writes them before any history read.
@@ -202,7 +203,7 @@ class Recovery:
             earlier = self._notes.get(key)
             if earlier is not None:
                 users, callers = users | earlier[1], callers | earlier[2]
-            self._notes[key] = (call, users, callers)
+            self._notes[key] = (call, users, callers, state)
         self._wake.set()
 
     def _flush(self) -> None:
@@ -212,11 +213,11 @@ class Recovery:
         if not notes:
             return
         batch = []
-        for key, (call, users, callers) in notes.items():
+        for key, (call, users, callers, state) in notes.items():
             dns, numbers = users, callers
             known = KnownCall(key, frozenset(d for d in dns if d), frozenset(n for n in numbers if n),
                               call.arrived_at, call.ended_at)
-            batch.append((known, None if call.is_ended else call_state(call)))
+            batch.append((known, None if call.is_ended else state or call_json(call)))
         try:
             self._store.note_calls(batch)
         except Exception:

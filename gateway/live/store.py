@@ -79,11 +79,11 @@ class CallStore:
         return stored
 
     def commit(self, v20_call_id: int, call: Call | None, webhooks: Sequence[WebhookEvent],
-               answered_ends: Sequence[CallEnded]) -> None:
+               answered_ends: Sequence[CallEnded], *, state: str | None = None) -> None:
         """In one transaction: add `webhooks` to the outbox and store `call` (delete its row when it
         has ended or is None). Watcher thread only."""
         with self.batch() as steps:
-            steps.step(v20_call_id, call, webhooks, answered_ends)
+            steps.step(v20_call_id, call, webhooks, answered_ends, state=state)
 
     @contextmanager
     def batch(self) -> Iterator[StoreBatch]:
@@ -112,8 +112,9 @@ class StoreBatch:
         self._writer = writer
 
     def step(self, v20_call_id: int, call: Call | None, webhooks: Sequence[WebhookEvent],
-             answered_ends: Sequence[CallEnded]) -> None:
-        """Add `webhooks` to the outbox and store `call` (delete its row when ended or None)."""
+             answered_ends: Sequence[CallEnded], *, state: str | None = None) -> None:
+        """Add `webhooks` to the outbox and store `call` (delete its row when ended or None);
+        `state`, when given, is `call_json(call)` made already."""
         for webhook in webhooks:
             self._outbox.publish(webhook, self._writer)
         if call is None or call.is_ended:
@@ -121,7 +122,7 @@ class StoreBatch:
         else:
             self._writer.db.execute(
                 "INSERT OR REPLACE INTO live_calls (v20_call_id, call, ends) VALUES (?, ?, ?)",
-                (v20_call_id, json.dumps(_encode(call)), json.dumps([_encode(e) for e in answered_ends])))
+                (v20_call_id, state or call_json(call), json.dumps([_encode(e) for e in answered_ends])))
 
 
 # --- JSON: frozen dataclasses with datetimes, tuples and nested dataclasses --------------------------
@@ -200,14 +201,14 @@ def _decode(cls: type, data: dict[str, Any]) -> Any:
     return cls(**values)
 
 
-def call_state(call: Call) -> dict[str, Any]:
-    """A JSON-able copy of `call`, read back by `call_from_state` (the call store and recovery use both)."""
-    state: dict[str, Any] = _encode(call)
-    return state
+def call_json(call: Call) -> str:
+    """`call` as JSON text, read back by `call_from_state(json.loads(text))`: what the call store
+    keeps, and the recovery's notes (the watcher makes it once per step for both)."""
+    return json.dumps(_encode(call))
 
 
 def call_from_state(state: dict[str, Any]) -> Call:
-    """The `Call` a `call_state()` copy describes."""
+    """The `Call` a `call_json()` text, once parsed, describes."""
     call: Call = _decode(Call, state)
     return call
 

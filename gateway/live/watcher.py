@@ -46,7 +46,7 @@ from gateway.live.ports import (CallEndedHook, CallStates, EntityLister, EventSo
                                tell_call_ended)
 from gateway.live.reads import ParticipantReads, ReadPoolStatus
 from gateway.live.recorder import Capture, Recorder
-from gateway.live.store import CallStore
+from gateway.live.store import CallStore, call_json
 from gateway.live.unknowns import Unknowns
 from gateway.pbx.errors import PbxError, PbxNotFound
 
@@ -152,6 +152,7 @@ class _Step:
     call: Call
     webhooks: list[WebhookEvent]
     ends: list[CallEnded]
+    state: str | None = None        # call_json(call), for the store and the recovery's note alike
 
 
 @dataclass
@@ -533,7 +534,7 @@ class Watcher:
             if steps and self._store is not None:
                 with self._store.batch() as batch:
                     for step in steps:
-                        batch.step(step.v20_call_id, step.call, step.webhooks, step.ends)
+                        batch.step(step.v20_call_id, step.call, step.webhooks, step.ends, state=step.state)
         except BaseException:
             for v20_call_id, before in touched.items():
                 self._table.restore(v20_call_id, before)
@@ -604,17 +605,19 @@ class Watcher:
             webhooks = [w for w in webhooks if w not in held]
         ends = self._answered_ends.get(v20_call_id, []) + [
             w for w in webhooks if isinstance(w, CallEnded) and w.is_answered]
+        state: str | None = None
         if self._store is None:
             for webhook in webhooks:
                 self._outbox.publish(webhook)
         elif webhooks or before is None or call.is_ended or call.is_ending:
-            self._store_step(v20_call_id, call, webhooks, ends)
+            state = None if call.is_ended else call_json(call)
+            self._store_step(_Step(v20_call_id, call, list(webhooks), list(ends), state))
         if ends:
             self._answered_ends[v20_call_id] = ends
         if self._touched is not None:
             self._touched.setdefault(v20_call_id, before)
         self._table.put(call)
-        self._later(lambda: self._reported(call, webhooks))
+        self._later(lambda: self._reported(call, webhooks, state))
         if call.is_ended:
             legs = tuple(replace(leg, is_finished=True) for leg in self._legs_seen.pop(v20_call_id, {}).values())
             if is_reconciled:
@@ -623,11 +626,11 @@ class Watcher:
             else:
                 self._later(lambda: self._ended(call))
 
-    def _store_step(self, v20_call_id: int, call: Call, webhooks: list[WebhookEvent], ends: list[CallEnded]) -> None:
+    def _store_step(self, step: _Step) -> None:
         if self._steps_to_write is not None:
-            self._steps_to_write.append(_Step(v20_call_id, call, list(webhooks), list(ends)))
+            self._steps_to_write.append(step)
         elif self._store is not None:
-            self._store.commit(v20_call_id, call, webhooks, ends)
+            self._store.commit(step.v20_call_id, step.call, step.webhooks, step.ends, state=step.state)
 
     def _deferral(self, call: Call, ends: list[CallEnded]) -> Callable[[], None]:
         """Hands a call that vanished across a gap to the recovery (after the batch commits)."""
@@ -636,11 +639,11 @@ class Watcher:
                 self._recovery.defer(call, ends)
         return defer
 
-    def _reported(self, call: Call, webhooks: list[WebhookEvent]) -> None:
+    def _reported(self, call: Call, webhooks: list[WebhookEvent], state: str | None) -> None:
         for webhook in webhooks:
             self.recorder.webhook(webhook.call_key, webhook.params())
         if self._recovery is not None and (webhooks or call.is_ended):
-            self._recovery.reported(call, webhooks)
+            self._recovery.reported(call, webhooks, state)
 
     def _is_to_reconcile(self, call: Call) -> bool:
         """Whether a call that ended lost a reading: one of its legs, or a leg of no known call
@@ -768,7 +771,7 @@ class Watcher:
                     # The whole call vanished while we were away: its end comes from the call history
                     # (the recovery keeps what it needs to finish it, even across a restart).
                     handed_over = replace(call, ended_at=now)
-                    self._store_step(call.v20_call_id, handed_over, [], [])
+                    self._store_step(_Step(call.v20_call_id, handed_over, [], []))
                     if self._touched is not None:
                         self._touched.setdefault(call.v20_call_id, call)
                     self._table.put(handed_over)

@@ -552,7 +552,7 @@ class GapWatchStandIn:
         self.deferred: list[tuple[int, list, list | None]] = []
         self.unread_legs: list[tuple[str, object]] = []
 
-    def reported(self, call, webhooks) -> None:
+    def reported(self, call, webhooks, state=None) -> None:
         return None
 
     def defer(self, call, ends, *, fallback=None) -> None:
