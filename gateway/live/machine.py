@@ -119,9 +119,11 @@ def advance(call: Call | None, event: MachineEvent, rules: Rules = Rules()) -> t
         call_id = str(call.v20_call_id) if call else "?"
     else:
         raise TypeError(f"not a machine event: {event!r}")
-    if _summary(call) != _summary(after) or webhooks:
-        logger.info("call %s: %s -[%s]-> %s%s", call_id, _summary(call), _describe(event), _summary(after),
-                    "".join(f" +{w.params().get('event')}:{w.id}" for w in webhooks))
+    if logger.isEnabledFor(logging.INFO):
+        was, becomes = _summary(call), _summary(after)
+        if was != becomes or webhooks:
+            logger.info("call %s: %s -[%s]-> %s%s", call_id, was, _describe(event), becomes,
+                        "".join(f" +{w.event}:{w.id}" for w in webhooks))
     return after, webhooks
 
 
