@@ -103,6 +103,21 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def place(pids: Iterable[int], cpus: set[int]) -> None:
+    """Let every thread of the processes `pids` run only on `cpus` (threads they start later
+    inherit it). A thread or process gone meanwhile is skipped."""
+    for pid in pids:
+        try:
+            threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in threads:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:
+                continue
+
+
 def status_kb(pid: int, field: str) -> int | None:
     """A `kB` field of /proc/<pid>/status (VmHWM: peak RSS, VmRSS: current RSS)."""
     try:

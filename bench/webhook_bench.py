@@ -26,6 +26,14 @@ each phase, so readers see which part of the delay is the gateway. Per phase als
 (/proc/PID/stat) of the gateway's worker, the simulator, the receiver and this process, and the
 gateway's CPU per call: whether the gateway or the test rig is the limit on a small machine.
 
+Cores (`--cores`): with `own` (the default on a machine of 2 cores or more) the gateway's processes
+run on a core of their own (the last one) and the rig, the simulator, the receiver and this process,
+on the others, as a PBX and a CRM would be other programs: on a small machine a Python simulator
+and receiver that take half the CPU of a burst would otherwise make the gateway wait for a core
+behind them, and the benchmark would measure the rig. With `shared` every process may run on
+every core, as the system schedules them. With `own`, the burst at time scale 1 is played once
+more with the cores shared, for comparison.
+
 Burst phases (`--burst N`, 0 to skip): N calls started within one second, each ringing 1 simulated
 second; once at time scale 1 (a second simulator and gateway, started for it) and once at the main
 time scale (at 10, each call rings 0.1 s: a participant may be gone before the gateway reads it).
@@ -34,6 +42,7 @@ webhooks completed from the call history ("recovered" legs) are allowed and coun
 reported from the history has no ringing webhook (none is sent after the fact): counted apart.
 
     .venv/bin/python bench/webhook_bench.py [--calls 100,1000] [--rate 50] [--time-scale 10] [--burst 1000]
+                                            [--cores own|shared]
 """
 from __future__ import annotations
 
@@ -53,8 +62,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import requests
 
-from bench.common import (HOST, Child, cpu_seconds, free_port, machine_line, percentiles, start_gateway, status_kb,
-                          table, wait_http, write_config)
+from bench.common import (HOST, Child, cpu_seconds, free_port, machine_line, percentiles, place, start_gateway,
+                          status_kb, table, wait_http, write_config)
 from bench.processes import Arrival, ReceiverProcess, SimProcess
 
 logger = logging.getLogger(__name__)
@@ -353,6 +362,41 @@ def play_phase(stack: Stack, receiver: ReceiverProcess, prober: Prober, calls: i
     return phase
 
 
+# --- where the processes run -----------------------------------------------------------------------
+
+OWN = "own"
+SHARED = "shared"
+
+
+class Cores:
+    """Places the gateways on a core of their own and the rig on the others (`own`), or lets every
+    process run anywhere (`shared`); see the module docstring."""
+
+    def __init__(self) -> None:
+        self.all = set(os.sched_getaffinity(0))
+        self.gateway = {max(self.all)}
+        self.rig = self.all - self.gateway
+
+    @property
+    def can_own(self) -> bool:
+        return bool(self.rig)
+
+    def describe(self, mode: str) -> str:
+        if mode == OWN:
+            return (f"cores: the gateway on core {min(self.gateway)} of its own; simulator, receiver and "
+                    f"benchmark on {', '.join(str(c) for c in sorted(self.rig))}")
+        return f"cores: every process on any of the {len(self.all)} cores"
+
+    def arrange(self, mode: str, stacks: list[Stack], receiver: ReceiverProcess) -> None:
+        gateways = [pid for stack in stacks if stack.gateway is not None for pid in (stack.gateway.pid, stack.worker)]
+        rig = [os.getpid(), receiver.pid, *(stack.sim.pid for stack in stacks)]
+        if mode == OWN:
+            place(gateways, self.gateway)
+            place(rig, self.rig)
+        else:
+            place(gateways + rig, self.all)
+
+
 # --- main --------------------------------------------------------------------------------------------
 
 def _ms(values: list[float]) -> list[str]:
@@ -400,7 +444,14 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for late webhooks per phase")
     parser.add_argument("--burst", type=int, default=1000, help="calls of the burst phases, started within one "
                         "second (0: no burst phases)")
+    parser.add_argument("--cores", choices=(OWN, SHARED), default=None,
+                        help="the gateway on a core of its own, or every process on any core (default: own "
+                        "on a machine of 2 cores or more)")
     args = parser.parse_args()
+    cores = Cores()
+    mode = args.cores or (OWN if cores.can_own else SHARED)
+    if mode == OWN and not cores.can_own:
+        parser.error("--cores own needs 2 cores or more")
     try:
         phases = [int(n) for n in args.calls.split(",") if n.strip()]
     except ValueError:
@@ -422,6 +473,7 @@ def main() -> int:
 
             print("webhook_bench: delay from the PBX's Call Control event to the webhook at the receiver")
             print(machine_line())
+            print(cores.describe(mode))
             print(f"load average before the run: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
             print(f"gateway: 3cx-gateway run (gunicorn, one gthread worker), [webhooks] method GET, "
                   f"[recordings] enabled = false, logging INFO; PBX: simulator in its own process, "
@@ -436,11 +488,13 @@ def main() -> int:
             receiver.collect()
             idle_probe = prober.delays_ms(receiver.arrivals, set(prober.sent))
 
+            cores.arrange(mode, stacks, receiver)
             results = []
             for calls in phases:
                 print(f"playing {calls} concurrent calls ...", flush=True)
                 results.append(main_stack.play(receiver, prober, calls, args.rate, args.timeout))
             bursts = []
+            compared = []       # the burst at time scale 1 with the cores shared, beside the one with a core of its own
             if args.burst:
                 print(f"burst: {args.burst} calls within 1 s at time scale {args.time_scale:g} "
                       f"(ring 1 simulated s) ...", flush=True)
@@ -450,11 +504,18 @@ def main() -> int:
                       flush=True)
                 single = Stack(root / "scale1", 1.0, hook_url)
                 stacks.append(single)
+                cores.arrange(mode, stacks, receiver)
                 bursts.insert(0, single.play(receiver, prober, args.burst, float(args.burst), args.timeout,
                                              ring_sim_s=1.0, name=f"burst {args.burst}/s, 1x"))
+                if mode == OWN:
+                    print(f"burst: {args.burst} calls within 1 s at time scale 1, every process on any core "
+                          "(for comparison) ...", flush=True)
+                    cores.arrange(SHARED, stacks, receiver)
+                    compared.append(single.play(receiver, prober, args.burst, float(args.burst), args.timeout,
+                                                ring_sim_s=1.0, name=f"burst {args.burst}/s, 1x, cores shared"))
 
             rows = []
-            for phase in results + bursts:
+            for phase in results + bursts + compared:
                 lost = phase.expected - phase.matched - phase.recovered_legs_unrung
                 rows.append([phase.name, str(phase.peak_calls), str(phase.expected), str(phase.delivered),
                              str(phase.received), str(lost), str(phase.recovered), str(phase.recovered_legs_unrung),
@@ -471,20 +532,20 @@ def main() -> int:
                   "event -> the webhook arrives at the receiver; max lag: the gateway's event lag (/healthz) "
                   "sampled every 0.5 s; unread legs: the gateway's count since it started; peak RSS: VmHWM of "
                   "the gunicorn worker since it started)")
-            for phase in results + bursts:
+            for phase in results + bursts + compared:
                 if phase.lost_by_kind:
                     print(f"{phase.name}: no webhook for these engine events: "
                           + ", ".join(f"{kind} {n}" for kind, n in sorted(phase.lost_by_kind.items())))
             print()
             rows = []
-            for phase in results + bursts:
+            for phase in results + bursts + compared:
                 for kind in ("ringing", "start", "end"):
                     rows.append([f"{phase.name}: {kind}", *_ms(phase.delays_by_kind_ms.get(kind, []))])
             print(table(["delay by webhook (ringing; start: hangupincoming; end: incoming)", "p50 ms", "p90 ms",
                          "p99 ms", "max ms"], rows))
             print()
             rows = []
-            for phase in results + bursts:
+            for phase in results + bursts + compared:
                 rows.append([f"{phase.name}: event -> gateway reads participant", *_ms(phase.to_read_ms)])
                 rows.append([f"{phase.name}: read -> webhook arrives", *_ms(phase.read_to_arrival_ms)])
                 rows.append([f"{phase.name}: baseline, direct GET to receiver", *_ms(phase.probe_ms)])
@@ -495,7 +556,7 @@ def main() -> int:
                   "event; baseline: this process's own GET to the same receiver, every "
                   f"{PROBE_INTERVAL_S * 1000:.0f} ms during the phase, send -> arrival)\n")
             rows = []
-            for phase in results + bursts:
+            for phase in results + bursts + compared:
                 per_call = phase.cpu_s["gateway"] * 1000.0 / phase.started if phase.started else float("nan")
                 rows.append([phase.name, f"{phase.seconds:.1f}",
                              *[f"{phase.cpu_s[p]:.2f} ({phase.busiest[p] * 100:.0f}%)" for p in CPU_PROCESSES],
@@ -513,8 +574,9 @@ def main() -> int:
                   f"{p99:.1f} ms -> {'met' if p99 < TARGET_P99_MS else 'MISSED'}")
             print(f"target: memory under {TARGET_RSS_MB:.0f} MB: peak RSS {rss_mb:.1f} MB -> "
                   f"{'met' if rss_mb < TARGET_RSS_MB else 'MISSED'}")
-            is_complete = all(p.matched + p.recovered_legs_unrung == p.expected for p in results + bursts)
-            lost_total = sum(p.expected - p.matched - p.recovered_legs_unrung for p in results + bursts)
+            everything = results + bursts + compared
+            is_complete = all(p.matched + p.recovered_legs_unrung == p.expected for p in everything)
+            lost_total = sum(p.expected - p.matched - p.recovered_legs_unrung for p in everything)
             print(f"target: no webhook lost: {lost_total} lost -> {'met' if is_complete else 'MISSED'}")
             if bursts:
                 first = bursts[0]
@@ -528,6 +590,10 @@ def main() -> int:
                     print(f"target: {other.name}: 0 lost (recovered allowed): {other_lost} lost, "
                           f"{other.recovered} recovered webhooks, {other.recovered_legs_unrung} ringing not sent "
                           f"-> {'met' if other_lost == 0 else 'MISSED'}")
+                for other in compared:
+                    other_p99 = percentiles(other.delays_ms)[2] if other.delays_ms else float("inf")
+                    print(f"for comparison: {other.name}: p99 {other_p99:.1f} ms, "
+                          f"{other.expected - other.matched - other.recovered_legs_unrung} lost")
             print(f"load average after the run: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
             if not is_complete:
                 for stack in stacks:

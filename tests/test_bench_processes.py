@@ -1,11 +1,13 @@
 """The webhook benchmark's child processes: the receiver and the simulator stamp on the benchmark's clock."""
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 import requests
 
+from bench.common import place
 from bench.processes import ReceiverProcess, SimProcess, SimResults, check_shared_clock
 from tests.support.wait import wait_until
 
@@ -76,3 +78,25 @@ def test_simulator_process_plays_a_phase_and_hands_back_each_calls_events():
     assert set(results.emitted) == {(*leg, kind) for leg in legs for kind in ("ringing", "start", "end")}
     assert all(began <= at <= ended for at in results.emitted.values())
     assert set(results.participant_of) == set(legs)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores to move a process between them")
+def test_place_moves_every_thread_of_a_process_and_the_threads_it_starts_later():
+    cpus = sorted(os.sched_getaffinity(0))
+    receiver = ReceiverProcess()
+    try:
+        place([receiver.pid], {cpus[-1]})
+
+        tids = [int(tid) for tid in os.listdir(f"/proc/{receiver.pid}/task")]
+        assert len(tids) > 1 and all(os.sched_getaffinity(tid) == {cpus[-1]} for tid in tids)
+        # A kept connection holds a thread of the receiver started after the placement: it inherits it.
+        with requests.Session() as session:
+            session.get(receiver.url + "?event=probe", timeout=5)
+            started = [int(tid) for tid in os.listdir(f"/proc/{receiver.pid}/task") if int(tid) not in tids]
+            assert started and all(os.sched_getaffinity(tid) == {cpus[-1]} for tid in started)
+
+        place([receiver.pid], set(cpus))
+
+        assert all(os.sched_getaffinity(int(tid)) == set(cpus) for tid in os.listdir(f"/proc/{receiver.pid}/task"))
+    finally:
+        receiver.stop()
