@@ -305,7 +305,11 @@ class Delivery:
             else:
                 with self._lock:
                     self._outcomes.append((event.call_key, attempt))   # the dispatcher records them together
-            self._wake.set()
+            if self._jobs.qsize() < self._senders:
+                # The senders are running short of work: the dispatcher records the outcomes and hands
+                # out more. While enough is queued it is left alone, so that a burst's outcomes are
+                # recorded a few dozen at a time rather than in a transaction each.
+                self._wake.set()
 
     # --- one attempt ---------------------------------------------------------------------------
 
