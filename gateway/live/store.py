@@ -157,7 +157,9 @@ def _encoder(cls: type) -> _Convert:
 
     def encode(value: Any) -> dict[str, Any]:
         state = value.__dict__
-        data = {name: state[name] for name in names}
+        # A frozen dataclass's __dict__ holds its fields and nothing else (model.evolve keeps it so):
+        # copied whole, at C speed; anything else there, and only the fields are taken.
+        data = dict(state) if len(state) == len(names) else {name: state[name] for name in names}
         for name, convert in converters:
             item = data[name]
             if item is not None:
