@@ -1,14 +1,16 @@
 """/metrics in Prometheus text format: requests by command and status, PBX latency, events,
-webhooks and recordings. One registry per Services (no module-level collectors)."""
+webhooks, recordings and the interpreter's garbage collections. One registry per Services (no
+module-level collectors)."""
 from __future__ import annotations
 
+import gc
 import logging
 from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlsplit
 
 import requests
 from flask import Blueprint, Response
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -86,6 +88,9 @@ class _StateCollector:
         yield unread
         yield GaugeMetricFamily("gateway_uncovered_gaps", "Recent gaps the call history could not cover",
                                 value=len(recovery.uncovered))
+        yield GaugeMetricFamily("gateway_gc_frozen_objects", "Objects made at start that the garbage "
+                                "collector leaves out (gc.freeze in the service's worker)",
+                                value=gc.get_freeze_count())
 
 
 class Metrics:
@@ -100,6 +105,7 @@ class Metrics:
         self.pbx_seconds = Histogram("gateway_pbx_request_seconds", "PBX request duration by API",
                                      ["api"], registry=self.registry)
         self.registry.register(_StateCollector(services))
+        GCCollector(registry=self.registry)      # python_gc_*: collections by generation
 
     def observe_request(self, command: str, status: int, duration_s: float) -> None:
         self.requests.labels(command=command, status=str(status)).inc()

@@ -81,11 +81,16 @@ def test_run_serves_sends_webhooks_and_stops_cleanly_on_sigterm(sim, receiver, t
         # before it is gone even on a loaded machine.
         sim.play(inbound("+420774852529").to_extension("101").answered_by("101").talk(30).caller_hangs_up())
         webhooks = receiver.wait_for(3, timeout_s=30)
+        metrics = requests.get(f"{base}/metrics", timeout=5).text
     finally:
         child.send_signal(signal.SIGTERM)
         output, _ = child.communicate(timeout=30)
 
     assert answer.status_code == 200 and answer.json() == {"nums": ["800", "801", "802"]}
+    # The worker froze what it made at start (left out of garbage collections) and counts collections.
+    frozen = re.search(r"^gateway_gc_frozen_objects (\S+)$", metrics, re.M)
+    assert frozen and float(frozen.group(1)) > 10_000
+    assert re.search(r'^python_gc_collections_total\{generation="0"\} ', metrics, re.M)
     assert refused.status_code == 401
     assert [w.params["event"] for w in webhooks] == ["ringing", "hangupincoming", "incoming"]
     assert child.returncode == 0
