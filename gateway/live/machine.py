@@ -2,7 +2,8 @@
 
 Inputs are `LegSeen` (a leg's current reading, after an Upsert or found by a resync), `LegGone`
 (a leg removed) and `GraceOver` (a call's end becomes final). No I/O, no clock (timestamps come in
-the events), no globals; every transition is logged here and only here. Webhook rules follow 003
+the events), no globals; every transition is logged here and only here, at DEBUG (the watcher
+logs one INFO line per call, when it ends). Webhook rules follow 003
 ("Webhook Generator"):
 
 - ringing: for each extension leg offered the call (not the one placing it); every leg rung at one
@@ -119,11 +120,11 @@ def advance(call: Call | None, event: MachineEvent, rules: Rules = Rules()) -> t
         call_id = str(call.v20_call_id) if call else "?"
     else:
         raise TypeError(f"not a machine event: {event!r}")
-    if logger.isEnabledFor(logging.INFO):
+    if logger.isEnabledFor(logging.DEBUG):
         was, becomes = _summary(call), _summary(after)
         if was != becomes or webhooks:
-            logger.info("call %s: %s -[%s]-> %s%s", call_id, was, _describe(event), becomes,
-                        "".join(f" +{w.event}:{w.id}" for w in webhooks))
+            logger.debug("call %s: %s -[%s]-> %s%s", call_id, was, _describe(event), becomes,
+                         "".join(f" +{w.event}:{w.id}" for w in webhooks))
     return after, webhooks
 
 

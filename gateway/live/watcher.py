@@ -229,6 +229,7 @@ class Watcher:
         self._unread_calls: set[int] = set()          # known calls that lost a reading
         self._unread_legs: list[UnreadLeg] = []       # legs of no known call (kept UNREAD_KEEP_S)
         self._legs_seen: dict[int, dict[tuple[str, int], Leg]] = {}   # every leg of each call, last reading
+        self._journal: dict[int, list[str]] = {}    # "event:id" of each call's webhooks, for its end's line
         self._resync_wanted = False         # a participant read failed: tick() resyncs
         self._resync_tried_at = float("-inf")
 
@@ -614,17 +615,20 @@ class Watcher:
             self._store_step(_Step(v20_call_id, call, list(webhooks), list(ends), state))
         if ends:
             self._answered_ends[v20_call_id] = ends
+        if webhooks:
+            self._journal.setdefault(v20_call_id, []).extend(f"{w.event}:{w.id}" for w in webhooks)
         if self._touched is not None:
             self._touched.setdefault(v20_call_id, before)
         self._table.put(call)
         self._later(lambda: self._reported(call, webhooks, state))
         if call.is_ended:
+            sent = " ".join(self._journal.pop(v20_call_id, ())) or "none"
             legs = tuple(replace(leg, is_finished=True) for leg in self._legs_seen.pop(v20_call_id, {}).values())
             if is_reconciled:
                 ended = self._answered_ends.pop(v20_call_id, [])
                 self._later(lambda: self._reconcile(replace(call, legs=legs), ended, held))
             else:
-                self._later(lambda: self._ended(call))
+                self._later(lambda: self._ended(call, sent))
 
     def _store_step(self, step: _Step) -> None:
         if self._steps_to_write is not None:
@@ -667,10 +671,15 @@ class Watcher:
         self.arrival_claims.forget(call.v20_call_id)
         self._recovery.defer(call, ends, fallback=held)
 
-    def _ended(self, call: Call) -> None:
+    def _ended(self, call: Call, sent: str) -> None:
+        """A call's end is committed: one INFO line for the whole call (each step was a DEBUG line of
+        the machine: a third of the lines, and none while a burst of calls rings), then the
+        recordings pipeline."""
         ends = self._answered_ends.pop(call.v20_call_id, [])
         self.arrival_claims.forget(call.v20_call_id)
-        logger.info("call %s ended (%d answered legs)", call.v20_call_id, len(ends))
+        logger.info("call %s ended: %s, %s, link %d, %d answered legs; webhooks %s", call.v20_call_id,
+                    call.direction or "direction unknown", "answered" if call.answered_at else "not answered",
+                    call.link, len(ends), sent)
         tell_call_ended(self._on_call_ended, call, ends)
 
     def _leg(self, participant: dict[str, Any], dn: str, participant_id: int = 0) -> Leg:
@@ -776,6 +785,7 @@ class Watcher:
                         self._touched.setdefault(call.v20_call_id, call)
                     self._table.put(handed_over)
                     self._legs_seen.pop(call.v20_call_id, None)
+                    self._journal.pop(call.v20_call_id, None)
                     self._later(self._deferral(call, self._answered_ends.pop(call.v20_call_id, [])))
                     changed += 1
                     continue

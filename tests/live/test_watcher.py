@@ -157,6 +157,25 @@ def test_upserts_and_remove_write_webhooks_in_order(parts):
     assert parts.table.calls() == []
 
 
+def test_each_call_is_one_info_line_at_its_end_and_each_step_a_debug_line(parts, caplog):
+    caplog.set_level(logging.DEBUG, logger="gateway.live")
+    parts.pbx.put(participant("101", 1, "Ringing"))
+    parts.watcher.handle(upsert("101", 1))
+    parts.pbx.put(participant("101", 1, "Connected"))
+    parts.watcher.handle(upsert("101", 1))
+    infos_while_in_progress = [r for r in caplog.records if r.levelno == logging.INFO and "call 698" in r.getMessage()]
+    parts.pbx.drop("101", 1)
+
+    parts.watcher.handle(remove("101", 1))
+
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO and "call 698" in r.getMessage()]
+    steps = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG and r.name == "gateway.live.machine"]
+    assert infos_while_in_progress == []
+    assert infos == ["call 698 ended: inbound, answered, link 1, 1 answered legs; webhooks "
+                     "ringing:261124100000_698-0 hangupincoming:261124100000_698-1 incoming:261124100000_698-1"]
+    assert len(steps) == 3 and "+hangupincoming:261124100000_698-1" in steps[1]
+
+
 def test_call_end_calls_back_with_the_answered_legs(parts):
     parts.pbx.put(participant("101", 1, "Connected"))
     parts.watcher.handle(upsert("101", 1))
