@@ -319,7 +319,8 @@ class StorageConfig:
 class LoggingConfig:
     """[logging]."""
 
-    level: str = setting(log_level, "INFO", "DEBUG, INFO, WARNING or ERROR")
+    level: str = setting(log_level, "INFO", "DEBUG (also every step of every call), INFO (one line per call, "
+                         "when it ends), WARNING or ERROR")
 
 
 SECTIONS: dict[str, type[Any]] = {
