@@ -7,18 +7,25 @@ import http.client
 
 import pytest
 
-from gateway.keepalive import KeptConnections
+from gateway.keepalive import Answer, KeptConnections
 from tests.support.rawhttp import RawHttpServer
 
 HEADERS = (("Accept", "*/*"), ("X-Webhook-Id", "abc"))
 
 
-def _exchange(server: RawHttpServer, *, max_body: int = 1024, target: str = "/hook?n=1"):
+def _answers(server: RawHttpServer, *max_bodies: int, target: str = "/", headers=()) -> list[Answer]:
+    """One GET per entry of `max_bodies` (each read at most that long), in turn on one KeptConnections."""
     connections = KeptConnections(server.url)
     try:
-        return connections.exchange("GET", target, HEADERS, b"", timeout_s=5, max_body=max_body)
+        return [connections.exchange("GET", target, headers, b"", timeout_s=5, max_body=max_body)
+                for max_body in max_bodies]
     finally:
         connections.close()
+
+
+def _exchange(server: RawHttpServer) -> Answer:
+    [answer] = _answers(server, 1024, target="/hook?n=1", headers=HEADERS)
+    return answer
 
 
 @pytest.fixture
@@ -48,11 +55,7 @@ def test_the_request_is_the_request_line_host_and_the_headers_given(served):
 
 def test_an_answer_by_length_keeps_the_connection_for_the_next_request(served):
     server = served(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Folded: one\r\n two\r\n\r\nhello")
-    connections = KeptConnections(server.url)
-    try:
-        answers = [connections.exchange("GET", "/", (), b"", timeout_s=5, max_body=1024) for _ in range(3)]
-    finally:
-        connections.close()
+    answers = _answers(server, 1024, 1024, 1024)
 
     assert [a.body for a in answers] == [b"hello"] * 3 and server.connections == 1
     assert ("X-Folded", "one two") in answers[0].headers
@@ -61,12 +64,7 @@ def test_an_answer_by_length_keeps_the_connection_for_the_next_request(served):
 def test_a_chunked_answer_is_joined_and_its_trailers_read(served):
     server = served(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                     b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
-    connections = KeptConnections(server.url)
-    try:
-        first = connections.exchange("GET", "/", (), b"", timeout_s=5, max_body=1024)
-        second = connections.exchange("GET", "/", (), b"", timeout_s=5, max_body=1024)
-    finally:
-        connections.close()
+    first, second = _answers(server, 1024, 1024)
 
     assert first.body == second.body == b"hello world" and not first.is_cut
     assert server.connections == 1
@@ -95,12 +93,7 @@ def test_an_interim_100_is_skipped(served):
 ])
 def test_a_body_longer_than_the_limit_is_cut_and_its_connection_closed(served, raw, framing):
     server = served(raw, close_after_answer=framing == "end of connection")
-    connections = KeptConnections(server.url)
-    try:
-        cut = connections.exchange("GET", "/", (), b"", timeout_s=5, max_body=8)
-        whole = connections.exchange("GET", "/", (), b"", timeout_s=5, max_body=1024)
-    finally:
-        connections.close()
+    cut, whole = _answers(server, 8, 1024)
 
     assert (cut.body, cut.is_cut) == (b"01234567", True)
     assert (whole.body, whole.is_cut) == (b"0123456789", False)
@@ -110,24 +103,14 @@ def test_a_body_longer_than_the_limit_is_cut_and_its_connection_closed(served, r
 @pytest.mark.parametrize("connection_header, connections", [(b"", 2), (b"Connection: keep-alive\r\n", 1)])
 def test_an_http_1_0_server_keeps_the_connection_only_when_it_says_so(served, connection_header, connections):
     server = served(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n" + connection_header + b"\r\nok")
-    kept = KeptConnections(server.url)
-    try:
-        for _ in range(2):
-            assert kept.exchange("GET", "/", (), b"", timeout_s=5, max_body=1024).body == b"ok"
-    finally:
-        kept.close()
+    assert [answer.body for answer in _answers(server, 1024, 1024)] == [b"ok", b"ok"]
 
     assert server.connections == connections
 
 
 def test_connection_close_is_honoured(served):
     server = served(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
-    kept = KeptConnections(server.url)
-    try:
-        for _ in range(2):
-            assert kept.exchange("GET", "/", (), b"", timeout_s=5, max_body=1024).body == b"ok"
-    finally:
-        kept.close()
+    assert [answer.body for answer in _answers(server, 1024, 1024)] == [b"ok", b"ok"]
 
     assert server.connections == 2
 

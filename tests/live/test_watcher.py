@@ -94,6 +94,12 @@ def upsert(dn: str, participant_id: int) -> dict:
                                      "attached_data": None}}
 
 
+def read_as(parts: Parts, dn: str, participant_id: int, status: str) -> None:
+    """The stand-in PBX's participant takes `status`, and the watcher handles its Upsert."""
+    parts.pbx.put(participant(dn, participant_id, status))
+    parts.watcher.handle(upsert(dn, participant_id))
+
+
 def remove(dn: str, participant_id: int) -> dict:
     return {"sequence": 2, "event": {"event_type": 1, "entity": f"/callcontrol/{dn}/participants/{participant_id}",
                                      "attached_data": None}}
@@ -138,11 +144,9 @@ def parts(tmp_path):
 
 
 def test_upserts_and_remove_write_webhooks_in_order(parts):
-    parts.pbx.put(participant("101", 1, "Ringing"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Ringing")
     parts.clock.advance(5)
-    parts.pbx.put(participant("101", 1, "Connected"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Connected")
     parts.clock.advance(60)
     parts.pbx.drop("101", 1)
 
@@ -159,10 +163,8 @@ def test_upserts_and_remove_write_webhooks_in_order(parts):
 
 def test_each_call_is_one_info_line_at_its_end_and_each_step_a_debug_line(parts, caplog):
     caplog.set_level(logging.DEBUG, logger="gateway.live")
-    parts.pbx.put(participant("101", 1, "Ringing"))
-    parts.watcher.handle(upsert("101", 1))
-    parts.pbx.put(participant("101", 1, "Connected"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Ringing")
+    read_as(parts, "101", 1, "Connected")
     infos_while_in_progress = [r for r in caplog.records if r.levelno == logging.INFO and "call 698" in r.getMessage()]
     parts.pbx.drop("101", 1)
 
@@ -177,8 +179,7 @@ def test_each_call_is_one_info_line_at_its_end_and_each_step_a_debug_line(parts,
 
 
 def test_call_end_calls_back_with_the_answered_legs(parts):
-    parts.pbx.put(participant("101", 1, "Connected"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Connected")
     parts.clock.advance(30)
     parts.pbx.drop("101", 1)
 
@@ -190,8 +191,7 @@ def test_call_end_calls_back_with_the_answered_legs(parts):
 
 
 def test_upsert_answered_404_is_taken_as_a_remove(parts):
-    parts.pbx.put(participant("101", 1, "Ringing"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Ringing")
     parts.pbx.drop("101", 1)
 
     parts.watcher.handle(upsert("101", 1))
@@ -233,10 +233,8 @@ def test_a_failing_message_is_logged_and_the_next_one_handled(parts, caplog):
 
 
 def test_resync_sends_the_end_of_a_call_that_ended_while_disconnected(parts):
-    parts.pbx.put(participant("101", 1, "Ringing"))
-    parts.watcher.handle(upsert("101", 1))
-    parts.pbx.put(participant("101", 1, "Connected"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Ringing")
+    read_as(parts, "101", 1, "Connected")
     parts.stream.handlers[2]("connection lost")
     parts.pbx.drop("101", 1)
     parts.clock.advance(20)
@@ -274,8 +272,7 @@ def test_resync_failure_leaves_the_watcher_unsynced(parts):
 
 def test_start_registers_with_the_stream_and_status_reports(parts):
     parts.stream.handlers[1]()
-    parts.pbx.put(participant("101", 1, "Ringing"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Ringing")
     parts.clock.advance(3)
 
     status = parts.watcher.status()
@@ -314,12 +311,9 @@ def test_did_names_come_only_from_did_rules_never_from_caller_id_rules():
 
 def test_unknown_status_on_a_connected_leg_keeps_it_connected_until_it_ends(parts, caplog):
     caplog.set_level(logging.WARNING, logger="gateway.live.unknowns")
-    parts.pbx.put(participant("101", 1, "Ringing"))
-    parts.watcher.handle(upsert("101", 1))
-    parts.pbx.put(participant("101", 1, "Connected"))
-    parts.watcher.handle(upsert("101", 1))
-    parts.pbx.put(participant("101", 1, "Recording"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Ringing")
+    read_as(parts, "101", 1, "Connected")
+    read_as(parts, "101", 1, "Recording")
     parts.watcher.handle(upsert("101", 1))
     assert [leg.status for leg in parts.table.legs_of("101")] == ["talking"]
     parts.clock.advance(30)
@@ -344,11 +338,9 @@ def test_an_upsert_on_another_collection_is_reported_not_handled(parts):
 # --- calls in progress across a restart ------------------------------------------------------------
 
 def test_call_talking_across_a_restart_keeps_its_id_and_ends_once(parts):
-    parts.pbx.put(participant("101", 1, "Ringing"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Ringing")
     parts.clock.advance(5)
-    parts.pbx.put(participant("101", 1, "Connected"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Connected")
     parts.clock.advance(30)
 
     after = parts.restarted()
@@ -368,8 +360,7 @@ def test_call_talking_across_a_restart_keeps_its_id_and_ends_once(parts):
 
 
 def test_restart_remembers_legs_already_finished_in_a_transfer(parts):
-    parts.pbx.put(participant("101", 1, "Connected"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Connected")
     parts.clock.advance(10)
     parts.pbx.put(participant("103", 2, "Ringing", referred_by_dn="101", referred_by_type="Wextension"))
     parts.watcher.handle(upsert("103", 2))
@@ -393,8 +384,7 @@ def test_restart_remembers_legs_already_finished_in_a_transfer(parts):
 
 
 def test_call_that_ended_while_the_service_was_stopped_ends_under_its_id(parts):
-    parts.pbx.put(participant("101", 1, "Connected"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Connected")
     parts.pbx.drop("101", 1)
     parts.clock.advance(40)
 
@@ -408,8 +398,7 @@ def test_call_that_ended_while_the_service_was_stopped_ends_under_its_id(parts):
 
 
 def test_unreadable_stored_call_is_dropped_and_found_again_by_the_resync(parts, caplog):
-    parts.pbx.put(participant("101", 1, "Connected"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Connected")
     with parts.outbox.transaction() as writer:
         writer.db.execute("UPDATE live_calls SET call = '{\"legs\": 5}'")
 
@@ -468,8 +457,7 @@ def test_resync_without_one_matching_active_call_stamps_the_resync_time(parts, r
 def test_missed_end_waits_for_the_grace_period_then_goes_once(tmp_path):
     parts = Parts(tmp_path, grace_s=3)
     parts.stream.handlers[1]()
-    parts.pbx.put(participant("101", 1, "Ringing"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Ringing")
     parts.clock.advance(20)
     parts.pbx.drop("101", 1)
     parts.watcher.handle(remove("101", 1))
@@ -491,8 +479,7 @@ def test_missed_end_waits_for_the_grace_period_then_goes_once(tmp_path):
 def test_answered_end_goes_at_once_and_only_the_call_waits_for_the_grace_period(tmp_path):
     parts = Parts(tmp_path, grace_s=3)
     parts.stream.handlers[1]()
-    parts.pbx.put(participant("101", 1, "Connected"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Connected")
     parts.clock.advance(30)
     parts.pbx.drop("101", 1)
 
@@ -508,8 +495,7 @@ def test_answered_end_goes_at_once_and_only_the_call_waits_for_the_grace_period(
 def test_grace_period_is_not_over_while_disconnected(tmp_path):
     parts = Parts(tmp_path, grace_s=3)
     parts.stream.handlers[1]()
-    parts.pbx.put(participant("101", 1, "Ringing"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Ringing")
     parts.pbx.drop("101", 1)
     parts.watcher.handle(remove("101", 1))
     parts.stream.handlers[2]("connection lost")
@@ -526,8 +512,7 @@ def test_grace_period_is_not_over_while_disconnected(tmp_path):
 def test_call_ending_when_the_service_stops_gets_its_missed_end_after_the_restart(tmp_path):
     parts = Parts(tmp_path, grace_s=3)
     parts.stream.handlers[1]()
-    parts.pbx.put(participant("101", 1, "Ringing"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Ringing")
     parts.pbx.drop("101", 1)
     parts.watcher.handle(remove("101", 1))
     parts.clock.advance(10)
@@ -641,8 +626,7 @@ def test_a_call_that_lost_its_answer_reading_waits_for_the_call_history_instead_
     parts = Parts(tmp_path)
     recovery = GapWatchStandIn()
     parts.watcher._recovery = recovery
-    parts.pbx.put(participant("101", 1, "Ringing"))
-    parts.watcher.handle(upsert("101", 1))
+    read_as(parts, "101", 1, "Ringing")
     parts.pbx.drop("101", 1)                    # answered and hung up before the gateway read it
 
     parts.watcher.handle(upsert("101", 1))
