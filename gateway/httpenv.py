@@ -9,6 +9,8 @@ and turns the per-request reading off. A change to the environment takes effect 
 from __future__ import annotations
 
 import os
+from typing import Mapping
+from urllib.parse import urlsplit
 
 import requests
 from requests.utils import get_environ_proxies
@@ -24,6 +26,11 @@ def settle(session: requests.Session, url: str) -> requests.Session:
         session.verify = ca_bundle() or True
     session.trust_env = False
     return session
+
+
+def names_proxy(url: str, proxies: Mapping[str, str]) -> bool:
+    """Whether `proxies` (requests' form: scheme or "all" -> proxy url) send requests to `url` through a proxy."""
+    return bool(proxies.get(urlsplit(url).scheme) or proxies.get("all"))
 
 
 def ca_bundle() -> str | None:

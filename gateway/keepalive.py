@@ -1,4 +1,4 @@
-"""Kept HTTP/1.1 connections to one origin, one per calling thread (`http.client`).
+"""Kept HTTP/1.1 connections to one origin, one per calling thread.
 
 The hot paths of the gateway, Call Control participant reads (pbx/lean.py) and webhooks
 (webhooks/transport.py), send hundreds of small requests a second to one place; the
@@ -60,9 +60,10 @@ class KeptConnections:
     def __init__(self, url: str, *, verify: bool | str | None = True) -> None:
         parts = urlsplit(url)
         self._is_https = parts.scheme == "https"
+        default_port = 443 if self._is_https else 80
         self._host = parts.hostname or ""
-        self._port = parts.port or (443 if self._is_https else 80)
-        self._host_header = _host_header(self._host, parts.port, 443 if self._is_https else 80)
+        self._port = parts.port or default_port
+        self._host_header = _host_header(self._host, parts.port, default_port)
         self._context = tls_context(verify) if self._is_https else None
         self._local = threading.local()
         self._lock = threading.Lock()

@@ -135,7 +135,7 @@ class GapStore:
                 db.execute("INSERT OR REPLACE INTO calls (key, dns, numbers, started_at, ended_at, state, updated_at) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
                            (known.key, json.dumps(sorted(dns)), json.dumps(sorted(n for n in numbers if n)),
-                            started, ended, None if state is None or ended is not None else state, now))
+                            started, ended, None if ended is not None else state, now))
 
     def known_calls(self, since: datetime) -> list[KnownCall]:
         """Calls reported live that started at `since` or later, or are still open."""

@@ -27,6 +27,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
+from gateway import httpenv
 from gateway.keepalive import KeptConnections
 
 MAX_BODY_BYTES = 32 * 1024 * 1024    # a longer answer is an error, not a participant
@@ -43,13 +44,12 @@ class LeanGets:
     def for_pbx(cls, session: requests.Session, base_url: str) -> LeanGets | None:
         """The lean path to the PBX at `base_url`, or None where the session must carry the requests
         (a proxy applies, or the url is not http(s))."""
-        scheme = urlsplit(base_url).scheme
-        if scheme not in ("http", "https"):
+        if urlsplit(base_url).scheme not in ("http", "https"):
             return None
         proxies = dict(session.proxies)
         if session.trust_env:
             proxies.update(requests.utils.get_environ_proxies(base_url))
-        if proxies.get(scheme) or proxies.get("all"):
+        if httpenv.names_proxy(base_url, proxies):
             return None
         return cls(session, base_url)
 

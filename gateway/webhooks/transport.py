@@ -3,8 +3,8 @@
 `Delivery` builds each request once (`WireRequest`: method, request target, headers, body) and
 hands it to its target's transport:
 
-- `DirectTransport` (the usual case) speaks HTTP/1.1 over `http.client`, keeping one connection
-  per sender thread open between webhooks (gateway/keepalive.py). A request costs a fraction of
+- `DirectTransport` (the usual case) speaks HTTP/1.1 itself, keeping one connection per sender
+  thread open between webhooks (gateway/keepalive.py). A request costs a fraction of
   what the general-purpose client costs (bench/delivery_bench.py), which is what lets a burst of
   calls leave in time. HTTPS checks the certificate against REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
   when set, else the same CA bundle `requests` uses. A kept connection the CRM closed meanwhile
@@ -61,9 +61,7 @@ class Transport(Protocol):
 
 def transport_for(url: str) -> Transport:
     """The transport for a target `url`: direct, unless the environment names a proxy for it."""
-    scheme = urlsplit(url).scheme
-    proxies = get_environ_proxies(url)
-    if proxies.get(scheme) or proxies.get("all"):
+    if httpenv.names_proxy(url, get_environ_proxies(url)):
         return ClientTransport(url)
     return DirectTransport(url)
 
